@@ -1,0 +1,5 @@
+import sys
+
+from rtmag.cli import main
+
+sys.exit(main())
