@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from rtmag.errors import UserError
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rtmag.commands.demo", "magnify a built-in synthetic person (no camera needed)"),
@@ -20,10 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("rtmag.commands.train", "train a network on synthetic clips"),
     "env": ("rtmag.commands.env", "print versions, encoders, engines and weight files"),
 }
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
