@@ -1,0 +1,378 @@
+"""Temporal band-pass filters: causal (streaming, with visible state) and zero-phase.
+
+The paper (Sec. 3.2, Eq. 15) filters the accumulated change with a zero-phase
+"sixth-order Butterworth" band-pass. Live, a causal IIR band-pass in second-order
+sections (SOS) with per-element state takes its place (DESIGN.md, "What streaming
+changes"); offline files may still use the zero-phase form.
+
+Conventions
+-----------
+* Time is axis 0 of every signal: a chunk has shape ``(T, *shape)``, e.g.
+  ``(T, 36, 36, 3)`` for the pulse representation.
+* ``sos`` is a ``float64`` array of shape ``(n_sections, 6)`` in scipy's layout
+  ``[b0, b1, b2, 1, a1, a2]``.
+* Filter state has shape ``(n_sections, 2, *shape)`` (scipy's ``zi`` layout for
+  ``axis=0``), ``float64``; one independent filter per element.
+* Frequencies are in Hz, the sampling rate ``fs`` in frames per second (fps),
+  delays in seconds.
+
+Pure functions come first; :class:`StreamingBandpass` and :class:`RunningSum` are
+thin holders of state over them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import signal
+
+from rtmag.errors import FrameError, UserError
+
+__all__ = [
+    "design_bandpass",
+    "sosfilt_step",
+    "zero_phase",
+    "min_zero_phase_length",
+    "group_delay_s",
+    "band_centre",
+    "steady_state",
+    "StreamingBandpass",
+    "RunningSum",
+]
+
+# Chunks up to this many frames take the vectorised numpy path in sosfilt_step;
+# longer ones go to scipy's compiled loop.
+_NUMPY_MAX_T = 4
+
+
+def design_bandpass(low_hz: float, high_hz: float, fs: float, order: int = 6) -> np.ndarray:
+    """Design a Butterworth band-pass as second-order sections.
+
+    ``order`` is the *total* order of the band-pass, as in the paper's "sixth-order
+    Butterworth" (Sec. 3.2): the prototype low-pass has order ``order // 2``, i.e.
+    ``order=6`` is ``scipy.signal.butter(3, [low, high], btype="band", fs=fs)``.
+    The gain is -3 dB at ``low_hz`` and ``high_hz``.
+
+    Args:
+        low_hz: lower cut-off frequency in Hz, ``0 < low_hz < high_hz``.
+        high_hz: upper cut-off frequency in Hz, ``high_hz < fs / 2``.
+        fs: sampling rate in frames per second (fps), ``> 0``.
+        order: total (band-pass) order, an even integer ``>= 2``.
+
+    Returns:
+        ``sos``: ``float64`` array of shape ``(order // 2, 6)``.
+
+    Raises:
+        UserError: the band or order is outside the valid range (the message gives it).
+    """
+    fs = float(fs)
+    if not math.isfinite(fs) or fs <= 0:
+        raise UserError(f"sampling rate fs must be a positive number of frames/s, got {fs!r}")
+    low, high = float(low_hz), float(high_hz)
+    nyq = fs / 2.0
+    if not (math.isfinite(low) and math.isfinite(high) and 0.0 < low < high < nyq):
+        raise UserError(
+            f"band-pass band ({low_hz!r}, {high_hz!r}) Hz is invalid at fs={fs:g} fps: "
+            f"need 0 < low < high < fs/2 = {nyq:g} Hz"
+        )
+    if int(order) != order or order < 2 or order % 2:
+        raise UserError(f"band-pass order must be an even integer >= 2, got {order!r}")
+    sos = signal.butter(int(order) // 2, [low, high], btype="band", fs=fs, output="sos")
+    return np.ascontiguousarray(sos, dtype=np.float64)
+
+
+def _check_sos(sos: np.ndarray) -> np.ndarray:
+    sos = np.asarray(sos, dtype=np.float64)
+    if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1:
+        raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
+    if not np.all(sos[:, 3] == 1.0):
+        raise ValueError("sos[:, 3] (a0 of every section) must be 1")
+    return sos
+
+
+def steady_state(sos: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """State of the filter after an infinitely long constant input ``x0``.
+
+    Args:
+        sos: ``(n_sections, 6)``.
+        x0: the constant input, shape ``shape`` (any array-like).
+
+    Returns:
+        ``zi`` of shape ``(n_sections, 2, *shape)``, ``float64``
+        (``scipy.signal.sosfilt_zi(sos)`` scaled per element).
+    """
+    sos = _check_sos(sos)
+    x0 = np.asarray(x0, dtype=np.float64)
+    zi = signal.sosfilt_zi(sos)  # (n_sections, 2)
+    return zi.reshape(zi.shape + (1,) * x0.ndim) * x0
+
+
+def sosfilt_step(
+    sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Causally filter one chunk of a stream, carrying the state to the next chunk.
+
+    Filtering a stream chunk by chunk (any chunk sizes, including one frame at a
+    time) gives the same result as ``scipy.signal.sosfilt`` over the whole stream.
+    Chunks of a few frames (the live case) use a vectorised direct-form-II-transposed
+    loop over sections in numpy; longer chunks use ``scipy.signal.sosfilt``. Both
+    apply the same recurrence in float64 and agree to rounding.
+
+    Args:
+        sos: ``(n_sections, 6)`` second-order sections.
+        x: chunk of shape ``(T, *shape)``, time along axis 0; any real dtype
+            (computed in float64).
+        zi: state of shape ``(n_sections, 2, *shape)`` or ``None`` for zeros
+            (the filter at rest). Not modified.
+
+    Returns:
+        ``(y, zf)``: ``y`` of shape ``(T, *shape)`` float64, ``zf`` the new state of
+        shape ``(n_sections, 2, *shape)`` float64.
+    """
+    sos = _check_sos(sos)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 1:
+        raise ValueError("x must have a time axis 0: shape (T, *shape)")
+    n_sections = sos.shape[0]
+    state_shape = (n_sections, 2) + x.shape[1:]
+    if zi is None:
+        zi = np.zeros(state_shape)
+    else:
+        zi = np.asarray(zi, dtype=np.float64)
+        if zi.shape != state_shape:
+            raise ValueError(
+                f"state zi has shape {zi.shape}, expected {state_shape} for x of shape {x.shape}"
+            )
+    if x.shape[0] == 0:
+        return x.copy(), zi.copy()
+    if x.shape[0] > _NUMPY_MAX_T:
+        y, zf = signal.sosfilt(sos, x, axis=0, zi=zi)
+        return y, zf
+
+    # Direct form II transposed, as scipy's _sosfilt, vectorised over elements.
+    z = zi.copy()
+    y = np.empty_like(x)
+    b = sos[:, :3]
+    a = sos[:, 4:]
+    for t in range(x.shape[0]):
+        cur = x[t]
+        for s in range(n_sections):
+            z0, z1 = z[s, 0], z[s, 1]
+            new = b[s, 0] * cur + z0
+            # z0 <- b1*x - a1*y + z1 ; z1 <- b2*x - a2*y (same order as scipy)
+            z[s, 0] = b[s, 1] * cur - a[s, 0] * new + z1
+            z[s, 1] = b[s, 2] * cur - a[s, 1] * new
+            cur = new
+        y[t] = cur
+    return y, z
+
+
+def min_zero_phase_length(sos: np.ndarray) -> int:
+    """Fewest frames :func:`zero_phase` accepts: scipy's default pad length + 1."""
+    sos = _check_sos(sos)
+    ntaps = 2 * sos.shape[0] + 1
+    ntaps -= min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+    return 3 * ntaps + 1
+
+
+def _impulse_decay_length(sos: np.ndarray, tol: float = 1e-3, max_len: int = 1 << 16) -> int:
+    """Samples until the impulse response's magnitude stays below ``tol`` x its peak."""
+    n = 256
+    while True:
+        imp = np.zeros(n)
+        imp[0] = 1.0
+        h = np.abs(signal.sosfilt(sos, imp))
+        above = np.nonzero(h > tol * h.max())[0]
+        last = int(above[-1]) + 1
+        if last < n // 2 or n >= max_len:
+            return min(last, max_len)
+        n *= 2
+
+
+def zero_phase(
+    sos: np.ndarray, x: np.ndarray, axis: int = 0, padlen: int | None = None
+) -> np.ndarray:
+    """Zero-phase (forward-backward) filtering of a whole clip, for offline files.
+
+    ``scipy.signal.sosfiltfilt`` with odd padding. The magnitude response is the
+    square of the causal filter's (a 6th-order band-pass becomes -6 dB at its cut-offs)
+    and there is no delay.
+
+    The default pad length is the length of the filter's impulse response (until it
+    decays below 1e-3 of its peak), which for a 0.7 Hz band edge is several seconds
+    and much longer than scipy's default of ``3 * ntaps`` samples; it removes most of
+    the edge transient. *Fallback for short clips:* when the clip is shorter than that,
+    the pad length is cut to ``n - 1`` frames and the first and last second or so carry
+    a transient. A clip shorter than :func:`min_zero_phase_length` (scipy's minimum)
+    raises :class:`~rtmag.errors.UserError`.
+
+    Args:
+        sos: ``(n_sections, 6)``.
+        x: clip, time along ``axis``; any real dtype (computed in float64).
+        axis: the time axis.
+        padlen: frames of odd extension at each end; ``None`` for the default above.
+
+    Returns:
+        float64 array of ``x``'s shape.
+    """
+    sos = _check_sos(sos)
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[axis]
+    need = min_zero_phase_length(sos)
+    if n < need:
+        raise UserError(
+            f"clip has {n} frames; zero-phase filtering needs at least {need} "
+            "(use a longer clip or the causal filter)"
+        )
+    if padlen is None:
+        padlen = _impulse_decay_length(sos)
+    padlen = int(min(padlen, n - 1))
+    return signal.sosfiltfilt(sos, x, axis=axis, padtype="odd", padlen=padlen)
+
+
+def _poly_group_delay(coeffs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Group delay in samples of the polynomial sum_k c_k z^-k at angular frequencies w.
+
+    tau(w) = Re( sum_k k c_k e^{-jwk} / sum_k c_k e^{-jwk} ), the exact derivative of
+    -arg, evaluated per (short) section so it stays well conditioned.
+    """
+    k = np.arange(coeffs.shape[-1])
+    e = np.exp(-1j * np.outer(w, k))  # (n_w, K)
+    num = e @ (k * coeffs)
+    den = e @ coeffs
+    return np.real(num / den)
+
+
+def group_delay_s(sos: np.ndarray, freq_hz: float | np.ndarray, fs: float) -> float | np.ndarray:
+    """Group delay of a causal SOS filter, in seconds, at one or more frequencies.
+
+    Computed analytically per section (numerator delay minus denominator delay, each
+    from its three coefficients) and summed over sections, which stays accurate where
+    the high-order transfer function's polynomial form would not. Undefined exactly
+    at a zero of the response (0 Hz and fs/2 for a band-pass).
+
+    Args:
+        sos: ``(n_sections, 6)``.
+        freq_hz: frequency in Hz, scalar or array.
+        fs: sampling rate in fps.
+
+    Returns:
+        delay in seconds; a float for a scalar ``freq_hz``, else an array of its shape.
+    """
+    sos = _check_sos(sos)
+    f = np.asarray(freq_hz, dtype=np.float64)
+    w = 2.0 * np.pi * f.ravel() / float(fs)
+    tau = np.zeros_like(w)
+    for sec in sos:
+        tau += _poly_group_delay(sec[:3], w) - _poly_group_delay(sec[3:], w)
+    out = (tau / float(fs)).reshape(f.shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def band_centre(low_hz: float, high_hz: float) -> float:
+    """Geometric centre ``sqrt(low * high)`` of a band, in Hz (a band-pass's peak)."""
+    return math.sqrt(float(low_hz) * float(high_hz))
+
+
+class StreamingBandpass:
+    """Causal Butterworth band-pass over a stream, one independent filter per element.
+
+    A thin holder of ``sos`` and the state; the work is :func:`sosfilt_step`.
+    The state is created (zeros, or steady state for the first sample when
+    ``init="steady"``) at the first call, shaped like the frames; a later chunk with
+    another per-frame shape raises :class:`~rtmag.errors.FrameError` until
+    :meth:`reset`.
+
+    Args:
+        low_hz, high_hz, fs, order: as :func:`design_bandpass`.
+        init: ``"zeros"`` (filter at rest; right for signals that start at 0) or
+            ``"steady"`` (as if the first sample had been there forever; avoids the
+            step transient of a signal with a large offset).
+
+    Example:
+        >>> bp = StreamingBandpass(0.7, 2.5, fs=30.0)
+        >>> y = bp(np.zeros((1, 36, 36, 3)))  # one frame; y.shape == (1, 36, 36, 3)
+    """
+
+    def __init__(
+        self, low_hz: float, high_hz: float, fs: float, order: int = 6, init: str = "zeros"
+    ) -> None:
+        self._setup(design_bandpass(low_hz, high_hz, fs, order), fs, init)
+        self.band = (float(low_hz), float(high_hz))
+
+    @classmethod
+    def from_sos(cls, sos: np.ndarray, fs: float, init: str = "zeros") -> StreamingBandpass:
+        """Build from existing second-order sections ``(n_sections, 6)``."""
+        obj = cls.__new__(cls)
+        obj._setup(_check_sos(sos).copy(), fs, init)
+        obj.band = None
+        return obj
+
+    def _setup(self, sos: np.ndarray, fs: float, init: str) -> None:
+        if init not in ("zeros", "steady"):
+            raise UserError(f"init must be 'zeros' or 'steady', got {init!r}")
+        self.sos = sos
+        self.fs = float(fs)
+        self.init = init
+        self.state: np.ndarray | None = None  # (n_sections, 2, *shape) float64
+
+    def reset(self) -> None:
+        """Forget the stream: the next call starts from a fresh state."""
+        self.state = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Filter the next chunk ``(T, *shape)``; returns float64 ``(T, *shape)``."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim < 1:
+            raise FrameError("a chunk needs a time axis 0: shape (T, *shape); use x[None]")
+        if self.state is not None and self.state.shape[2:] != x.shape[1:]:
+            raise FrameError(
+                f"chunk frames have shape {x.shape[1:]}, but this filter's stream has "
+                f"{self.state.shape[2:]}; call reset() to start a new stream"
+            )
+        if self.state is None:
+            if self.init == "steady" and x.shape[0] > 0:
+                self.state = steady_state(self.sos, x[0])
+            else:
+                self.state = np.zeros((self.sos.shape[0], 2) + x.shape[1:])
+        y, self.state = sosfilt_step(self.sos, x, self.state)
+        return y
+
+    def group_delay_s(self, freq_hz: float | None = None) -> float:
+        """Group delay in seconds at ``freq_hz`` (default: the band centre)."""
+        if freq_hz is None:
+            if self.band is None:
+                raise UserError("give freq_hz: this filter was built from sos, not a band")
+            freq_hz = band_centre(*self.band)
+        return group_delay_s(self.sos, freq_hz, self.fs)
+
+
+class RunningSum:
+    """Exclusive running sum over a stream, float64: ``S(t) = sum_{tau < t} x(tau)``.
+
+    ``__call__(x)`` with ``x`` of shape ``(T, *shape)`` returns the sums that
+    *include* each chunk frame, i.e. ``S(t + 1)`` for each ``x(t)``; ``.total``
+    (the state) is the sum so far, ``None`` before the first call.
+    """
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.total = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.total is None:
+            self.total = np.zeros(x.shape[1:])
+        elif self.total.shape != x.shape[1:]:
+            raise FrameError(
+                f"chunk frames have shape {x.shape[1:]}, expected {self.total.shape}; "
+                "call reset() to start a new stream"
+            )
+        s = np.cumsum(x, axis=0)
+        s += self.total
+        if x.shape[0]:
+            self.total = s[-1].copy()
+        return s
