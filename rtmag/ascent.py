@@ -1,0 +1,323 @@
+"""Gradient ascent on the input of a frozen CNN (Chen & McDuff 2020, Eq. 1-4, Alg. 1).
+
+Each frame's motion representation ``X_1`` is pushed ``N - 1`` times along the
+gradient of ``||y(X_n)||_2`` (Eq. 3)::
+
+    G       = grad_X ||y(X_n)||_2                      (per frame)
+    G       = G / ||G||_1                              (L1 over all of the frame's elements)
+    G       = G * sgn(X_n * G)                         (sign correction)
+    X_{n+1} = X_n + gamma * G
+
+Every frame of a batch is independent: the L1 norm and the sign correction are
+taken per frame (over all non-batch dimensions), never across the batch.
+
+For one scalar output per frame, ``||y||_2 = |y|`` and its gradient is
+``sign(y) * dy/dX``. At ``y == 0`` we use the subgradient 0 (as
+``torch.abs``'s backward does), so that frame's gradient is all zero, and
+:func:`ascent_update` leaves a frame with an all-zero gradient unchanged.
+
+Three forms, which the tests hold equal:
+
+* :func:`ascent_update`: one step from a given gradient. A pure function, the
+  reference for any fused kernel.
+* :func:`input_gradient_autograd` / :func:`gradient_ascent`: the eager reference,
+  gradients by ``torch.autograd`` on the input only.
+* :class:`AdjointAscent`: the same N-1 steps as one pure-inference module with the
+  backward pass written out as forward ops (transposed convolutions with the same
+  weights, pool adjoints, activation-derivative masks), so that ``torch.export``,
+  ONNX and TensorRT can take the whole ascent ``X_1 -> X_N`` as one graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ascent_update",
+    "input_gradient_autograd",
+    "gradient_ascent",
+    "AdjointAscent",
+    "SUPPORTED_LAYERS",
+]
+
+
+def _per_frame(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor | float:
+    """Broadcast a scalar or ``(B,)`` tensor against ``x`` of shape ``(B, ...)``."""
+    if isinstance(t, torch.Tensor):
+        return t.to(x.dtype).reshape((-1,) + (1,) * (x.dim() - 1))
+    return float(t)
+
+
+def ascent_update(x: torch.Tensor, g: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """One step of Eq. 3: ``X + gamma * (G / ||G||_1) * sgn(X * G)``, per frame.
+
+    Args:
+        x: ``(B, ...)`` floating tensor, the current ``X_n`` (``B`` frames).
+        g: same shape and dtype as ``x``, the gradient ``grad ||y(X_n)||_2``.
+        gamma: step size, a float, a 0-d tensor, or a ``(B,)`` tensor (one step per
+            frame), in the units of ``X``.
+
+    Returns:
+        ``X_{n+1}``, same shape and dtype as ``x``. Per frame ``b``,
+        ``||X_{n+1}[b] - X_n[b]||_1 == gamma[b]`` when ``X_n[b]`` has no zeros; elements
+        where ``X`` is zero do not move; no element changes sign. A frame whose
+        gradient is all zero is returned unchanged (no division by zero).
+
+    ``G * sgn(X * G)`` equals ``|G| * sgn(X)`` exactly, which is how it is computed
+    here: it cannot underflow where ``X * G`` would in float32.
+    """
+    if g.shape != x.shape:
+        raise ValueError(f"gradient shape {tuple(g.shape)} differs from x {tuple(x.shape)}")
+    l1 = g.abs().flatten(1).sum(1)  # (B,)
+    l1 = torch.where(l1 > 0, l1, torch.ones_like(l1))  # zero gradient -> zero step
+    step = g.abs() / l1.reshape((-1,) + (1,) * (x.dim() - 1)) * torch.sign(x)
+    return x + _per_frame(gamma, x) * step
+
+
+def input_gradient_autograd(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``||y(x)||_2 = |y(x)|`` per frame w.r.t. ``x``, by ``torch.autograd``.
+
+    Args:
+        net: maps ``(B, ...)`` to ``(B,)``, frames independent; must be in eval mode
+            (dropout off). Its parameters are not changed and no weight gradient is
+            computed (``torch.autograd.grad`` w.r.t. the input only; ``.grad`` of
+            every parameter is left as it was).
+        x: ``(B, ...)`` floating tensor.
+
+    Returns:
+        ``(B, ...)`` tensor like ``x``: ``sign(y_b) * dy_b/dx_b`` (0 where ``y_b == 0``).
+    """
+    if net.training:
+        raise ValueError("the network must be in eval mode for the ascent; call net.eval()")
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        y = net(xr)
+        if y.dim() != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"net must return shape (B,) = ({x.shape[0]},), got {tuple(y.shape)}")
+        (g,) = torch.autograd.grad(y.abs().sum(), xr)
+    return g
+
+
+def gradient_ascent(
+    net: nn.Module, x1: torch.Tensor, gamma: float | torch.Tensor, n_iter: int = 20
+) -> torch.Tensor:
+    """The eager reference of Algorithm 1, lines 3-8: ``X_1 -> X_N`` in ``N - 1`` steps.
+
+    Args:
+        net: frozen CNN in eval mode (e.g. :class:`rtmag.nets.PulseNet`).
+        x1: ``(B, C, H, W)`` floating tensor, the motion representations ``X_1``.
+        gamma: step size per iteration, float or ``(B,)`` tensor (units of ``X``).
+        n_iter: ``N`` >= 1, the paper's total number of iterations (``N = 1`` returns
+            a copy of ``x1``).
+
+    Returns:
+        ``X_N``, same shape and dtype as ``x1``, detached.
+    """
+    _check_n_iter(n_iter)
+    x = x1.detach().clone()
+    for _ in range(n_iter - 1):
+        x = ascent_update(x, input_gradient_autograd(net, x), gamma)
+    return x
+
+
+def _check_n_iter(n_iter: int) -> None:
+    if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 1:
+        raise ValueError(f"n_iter (the paper's N) must be an integer >= 1, got {n_iter!r}")
+
+
+_DROPOUTS = (nn.Dropout, nn.AlphaDropout, nn.Identity)
+SUPPORTED_LAYERS = (nn.Conv2d, nn.Linear, nn.ReLU, nn.SELU, nn.AvgPool2d, nn.Flatten) + _DROPOUTS
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _check_layer(i: int, layer: nn.Module) -> None:
+    """Reject a layer the hand-written adjoint does not differentiate exactly."""
+    name = f"body[{i}] ({type(layer).__name__})"
+    if not isinstance(layer, SUPPORTED_LAYERS):
+        raise TypeError(
+            f"AdjointAscent cannot differentiate {name}; supported layer types: "
+            + ", ".join(t.__name__ for t in SUPPORTED_LAYERS)
+        )
+    if isinstance(layer, nn.Conv2d):
+        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            raise TypeError(f"{name}: only integer zero padding is supported")
+        if layer.groups != 1:
+            raise TypeError(f"{name}: grouped convolution is not supported")
+    elif isinstance(layer, nn.AvgPool2d):
+        k, s = _pair(layer.kernel_size), _pair(layer.stride or layer.kernel_size)
+        if k != s or _pair(layer.padding) != (0, 0) or layer.ceil_mode:
+            raise TypeError(
+                f"{name}: only stride == kernel_size, padding 0, ceil_mode False is supported"
+            )
+        if layer.divisor_override is not None:
+            raise TypeError(f"{name}: divisor_override is not supported")
+    elif isinstance(layer, nn.Flatten):
+        if layer.start_dim != 1 or layer.end_dim != -1:
+            raise TypeError(f"{name}: only Flatten(1, -1) is supported")
+
+
+class AdjointAscent(nn.Module):
+    """The whole ascent ``X_1 -> X_N`` as one pure-inference module.
+
+    The input gradient is computed by a hand-written adjoint of ``net.body``: a
+    forward pass that keeps what the backward needs, then for each layer in reverse:
+
+    * ``Linear``: ``g @ W``; ``ReLU``: ``g * (pre > 0)``;
+      ``SELU``: ``g * scale * (1 if pre > 0 else alpha * exp(pre))``;
+    * ``AvgPool2d(k)``: ``g / k^2`` spread over each ``k x k`` block; rows and
+      columns that the pool floored away get zero;
+    * ``Conv2d``: ``conv_transpose2d`` with the same weight, stride, padding and
+      dilation, and the ``output_padding`` that restores the input size;
+    * ``Flatten``: reshape; dropouts: identity (eval semantics);
+    * finally the ``x_scale`` and ``y_scale`` buffers and ``sign(y)``.
+
+    No autograd is used: the weights are copied into buffers, so the module builds
+    no graph (run it under ``torch.inference_mode()`` all the same). It follows
+    autograd's conventions at kinks (ReLU' = 0 and SELU' = scale*alpha at 0,
+    ``sign(0) = 0``). ``torch.export.export(AdjointAscent(net, n_iter), (x1, gamma))``
+    gives a graph of forward ops only.
+
+    Args:
+        net: a network with ``body`` (``nn.Sequential`` of :data:`SUPPORTED_LAYERS`
+            ending in a layer with one output) and ``x_scale``/``y_scale`` buffers,
+            e.g. :class:`rtmag.nets.PulseNet` or :class:`rtmag.nets.BreathNet`. The
+            weights are copied; later changes to ``net`` are not seen.
+        n_iter: ``N`` >= 1, the paper's total number of iterations.
+    """
+
+    def __init__(self, net: nn.Module, n_iter: int = 20) -> None:
+        super().__init__()
+        _check_n_iter(n_iter)
+        body = getattr(net, "body", None)
+        if not isinstance(body, nn.Sequential):
+            raise TypeError(f"{type(net).__name__} has no nn.Sequential `body` to differentiate")
+        self.n_iter = n_iter
+        self.register_buffer("x_scale", net.x_scale.detach().clone())
+        self.register_buffer("y_scale", net.y_scale.detach().clone())
+        # plan: one (kind, static parameters) per layer; weights live in buffers
+        self._plan: list[tuple[str, dict]] = []
+        for i, layer in enumerate(body):
+            _check_layer(i, layer)
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                self.register_buffer(f"w{i}", layer.weight.detach().clone())
+                has_bias = layer.bias is not None
+                if has_bias:
+                    self.register_buffer(f"b{i}", layer.bias.detach().clone())
+                if isinstance(layer, nn.Conv2d):
+                    conv = {
+                        "stride": _pair(layer.stride),
+                        "padding": _pair(layer.padding),
+                        "dilation": _pair(layer.dilation),
+                    }
+                    self._plan.append(("conv", {"i": i, "bias": has_bias, **conv}))
+                else:
+                    self._plan.append(("linear", {"i": i, "bias": has_bias}))
+            elif isinstance(layer, nn.ReLU):
+                self._plan.append(("relu", {}))
+            elif isinstance(layer, nn.SELU):
+                self._plan.append(("selu", {}))
+            elif isinstance(layer, nn.AvgPool2d):
+                self._plan.append(("avgpool", {"k": _pair(layer.kernel_size)}))
+            elif isinstance(layer, nn.Flatten):
+                self._plan.append(("flatten", {}))
+            # dropouts / identity: nothing to do in eval mode
+
+    # -- one gradient ---------------------------------------------------------------
+    def input_gradient_adjoint(self, x: torch.Tensor) -> torch.Tensor:
+        """Gradient of ``|y(x)|`` per frame w.r.t. ``x``, by the hand-written adjoint.
+
+        Args:
+            x: ``(B, C, H, W)`` floating tensor, dtype of the module's buffers.
+
+        Returns:
+            ``(B, C, H, W)`` tensor like ``x``; equals
+            :func:`input_gradient_autograd` of the source network.
+        """
+        saved: list[torch.Tensor | torch.Size | None] = []
+        h = x * self.x_scale
+        for kind, p in self._plan:
+            if kind == "conv":
+                saved.append(h.shape)
+                h = F.conv2d(
+                    h,
+                    getattr(self, f"w{p['i']}"),
+                    getattr(self, f"b{p['i']}") if p["bias"] else None,
+                    p["stride"],
+                    p["padding"],
+                    p["dilation"],
+                )
+            elif kind == "linear":
+                saved.append(None)
+                h = F.linear(
+                    h,
+                    getattr(self, f"w{p['i']}"),
+                    getattr(self, f"b{p['i']}") if p["bias"] else None,
+                )
+            elif kind == "relu":
+                saved.append(h)
+                h = torch.relu(h)
+            elif kind == "selu":
+                saved.append(h)
+                h = torch.selu(h)
+            elif kind == "avgpool":
+                saved.append(h.shape)
+                h = F.avg_pool2d(h, p["k"], p["k"])
+            elif kind == "flatten":
+                saved.append(h.shape)
+                h = h.flatten(1)
+        # h: (B, 1); y = h[:, 0] * y_scale; d|y|/dh = sign(y) * y_scale
+        g = torch.sign(h * self.y_scale) * self.y_scale
+        for (kind, p), s in zip(reversed(self._plan), reversed(saved)):
+            if kind == "conv":
+                w = getattr(self, f"w{p['i']}")
+                out_pad = tuple(
+                    int(s[2 + d])
+                    - (
+                        (int(g.shape[2 + d]) - 1) * p["stride"][d]
+                        - 2 * p["padding"][d]
+                        + p["dilation"][d] * (w.shape[2 + d] - 1)
+                        + 1
+                    )
+                    for d in range(2)
+                )
+                g = F.conv_transpose2d(
+                    g, w, None, p["stride"], p["padding"], out_pad, 1, p["dilation"]
+                )
+            elif kind == "linear":
+                g = g @ getattr(self, f"w{p['i']}")
+            elif kind == "relu":
+                g = g * (s > 0).to(g.dtype)
+            elif kind == "selu":
+                g = g * torch.where(s > 0, _SELU_SCALE, _SELU_SCALE * _SELU_ALPHA * torch.exp(s))
+            elif kind == "avgpool":
+                kh, kw = p["k"]
+                b, c, ho, wo = g.shape
+                g = (g / (kh * kw))[:, :, :, None, :, None].expand(b, c, ho, kh, wo, kw)
+                g = g.reshape(b, c, ho * kh, wo * kw)
+                g = F.pad(g, (0, int(s[3]) - wo * kw, 0, int(s[2]) - ho * kh))
+            elif kind == "flatten":
+                g = g.reshape(s)
+        return g * self.x_scale
+
+    # -- the whole ascent -----------------------------------------------------------
+    def forward(self, x1: torch.Tensor, gamma: torch.Tensor | float) -> torch.Tensor:
+        """``X_1 -> X_N``: ``n_iter - 1`` steps of :func:`ascent_update`.
+
+        Args:
+            x1: ``(B, C, H, W)`` floating tensor (dtype and device of the module).
+            gamma: step size, float, 0-d or ``(B,)`` tensor (units of ``X``).
+
+        Returns:
+            ``X_N``, same shape and dtype as ``x1``.
+        """
+        x = x1.detach()
+        for _ in range(self.n_iter - 1):
+            x = ascent_update(x, self.input_gradient_adjoint(x), gamma)
+        return x
