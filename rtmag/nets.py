@@ -42,6 +42,7 @@ import math
 import os
 import pathlib
 import tempfile
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -337,13 +338,20 @@ def load_weights(
             path, what, f"pass an existing weight file ({where}; `rtmag train` writes them)"
         )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": we report errors
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            # torch's own text advises weights_only=False, which would run pickled code
+            why = "holds pickled Python objects or unsupported pickle data, refused for safety"
+        else:
+            why = f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else '-'}"
         raise _fail(
             path,
-            f"cannot be read as a torch weight file ({type(exc).__name__}: {msg[:200]});"
-            " it may be truncated, corrupt, not a torch file, or hold pickled Python objects",
+            f"cannot be read as a torch weight file ({why});"
+            " it may be truncated, corrupt, not a torch file, or a whole pickled model",
             "re-copy or re-train it (`rtmag train`) and write it with rtmag.nets.save_weights",
         ) from exc
     if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT:
