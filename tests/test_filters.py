@@ -39,8 +39,16 @@ def test_design_is_papers_sixth_order_butterworth(sos):
 
 @pytest.mark.parametrize(
     "low, high, fs",
-    [(0.0, 2.5, 30), (-1, 2.5, 30), (2.5, 0.7, 30), (1.0, 1.0, 30), (0.7, 15.0, 30),
-     (0.7, 20.0, 30), (0.7, 2.5, 0), (float("nan"), 2.5, 30)],
+    [
+        (0.0, 2.5, 30),
+        (-1, 2.5, 30),
+        (2.5, 0.7, 30),
+        (1.0, 1.0, 30),
+        (0.7, 15.0, 30),
+        (0.7, 20.0, 30),
+        (0.7, 2.5, 0),
+        (float("nan"), 2.5, 30),
+    ],
 )
 def test_bad_band_raises_user_error_with_valid_range(low, high, fs):
     with pytest.raises(UserError, match=r"0 < low < high < fs/2|positive"):
