@@ -1,0 +1,134 @@
+"""Rate estimation: synthetic signals with known rates, scipy periodogram as reference."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from rtmag.errors import UserError
+from rtmag.vitals import RESPIRATION_BAND, RateEstimate, RateTracker, estimate_rate
+
+FS = 30.0
+
+
+def _sine(bpm, seconds, fs=FS, noise=0.0, seed=0, phase=0.3):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs
+    return t, np.sin(2 * np.pi * bpm / 60 * t + phase) + noise * rng.standard_normal(len(t))
+
+
+def test_sinusoid_72_bpm_with_noise():
+    for seed in range(3):
+        _, x = _sine(72.0, 20, noise=0.5, seed=seed)
+        est = estimate_rate(x + 3.0, FS)  # an offset does not matter
+        assert isinstance(est, RateEstimate)
+        assert est.rate_bpm == pytest.approx(72.0, abs=1.0)
+        assert est.freq_hz == pytest.approx(est.rate_bpm / 60)
+        assert est.confidence > 0.8
+
+
+def test_off_bin_rate_is_interpolated():
+    # a clean tone between FFT bins: parabolic interpolation is far finer than 1 bpm
+    for bpm in (50.3, 72.0, 97.77, 140.1):
+        _, x = _sine(bpm, 15)
+        est = estimate_rate(x, FS)
+        assert est.rate_bpm == pytest.approx(bpm, abs=0.1)
+        assert est.confidence > 0.9
+
+
+def test_white_noise_has_low_confidence():
+    rng = np.random.default_rng(1)
+    conf = [estimate_rate(rng.standard_normal(int(30 * FS)), FS).confidence for _ in range(10)]
+    assert np.mean(conf) < 0.4 and max(conf) < 0.6
+    assert all(0.0 <= c <= 1.0 for c in conf)
+
+
+def test_matches_scipy_periodogram_peak():
+    for seed in range(5):
+        _, x = _sine(60 + 12 * seed, 20, noise=1.0, seed=seed)
+        est = estimate_rate(x, FS, bandpass=False)
+        nfft = 8192
+        f, p = signal.periodogram(x, FS, window="hann", nfft=nfft, detrend="linear")
+        band = (f >= 0.7) & (f <= 2.5)
+        f_ref = f[band][np.argmax(p[band])]
+        assert abs(est.freq_hz - f_ref) <= FS / nfft
+        # the band-pass does not move the peak by more than ~0.5 bpm
+        assert estimate_rate(x, FS).rate_bpm == pytest.approx(est.rate_bpm, abs=0.5)
+
+
+def test_jittered_timestamps():
+    rng = np.random.default_rng(2)
+    n = int(20 * FS)
+    t = np.arange(n) / FS + rng.uniform(-0.005, 0.005, n)  # 5 ms jitter
+    x = np.sin(2 * np.pi * 1.2 * t) + 0.2 * rng.standard_normal(n)
+    est = estimate_rate(x, FS, t=t)
+    assert est.rate_bpm == pytest.approx(72.0, abs=1.0) and est.confidence > 0.8
+    # variable frame rate: 20-40 fps, fs taken from the median spacing
+    dt = rng.uniform(1 / 40, 1 / 20, 800)
+    t = np.cumsum(dt)
+    est = estimate_rate(np.sin(2 * np.pi * 1.5 * t), t=t)
+    assert est.rate_bpm == pytest.approx(90.0, abs=1.0)
+    with pytest.raises(UserError, match="increasing"):
+        estimate_rate(x[:3], FS, t=np.array([0.0, 0.0, 1.0]))
+
+
+def test_short_input_gives_none():
+    _, x = _sine(72, 2.5)  # < 2 periods of 0.7 Hz
+    assert estimate_rate(x, FS) == RateEstimate(None, 0.0, None)
+    assert estimate_rate(np.zeros(0), FS).rate_bpm is None
+    assert estimate_rate(np.zeros(int(10 * FS)), FS).rate_bpm is None  # no power
+    _, x = _sine(72, 3.0)  # just over two periods: an answer, however rough
+    assert estimate_rate(x, FS).rate_bpm is not None
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError, match="fs"):
+        estimate_rate(np.zeros(100))
+    with pytest.raises(UserError, match="fs/2"):
+        estimate_rate(np.zeros(100), fs=4.0)  # 2.5 Hz is above Nyquist
+    with pytest.raises(UserError):
+        RateTracker(FS, window_s=0)
+
+
+def test_respiration_band():
+    _, x = _sine(15, 60, fs=10.0, noise=0.3)
+    est = estimate_rate(x, 10.0, band=RESPIRATION_BAND)
+    assert est.rate_bpm == pytest.approx(15.0, abs=0.5)
+
+
+def test_tracker_follows_a_changing_rate():
+    seconds = 60.0
+    t = np.arange(int(seconds * FS)) / FS
+    f = 1.0 + 0.5 * t / seconds  # 60 -> 90 bpm
+    phase = 2 * np.pi * np.cumsum(f) / FS
+    x = np.sin(phase) + 0.2 * np.random.default_rng(3).standard_normal(len(t))
+    tr = RateTracker(FS, window_s=10.0, update_every_s=1.0)
+    seen = []
+    for i, v in enumerate(x):
+        est = tr.push(v)
+        if tr.updated_at == t[i] and est.rate_bpm is not None:
+            centre = max(t[i] - 5.0, 0.0)
+            seen.append((t[i], est.rate_bpm, 60 * (1.0 + 0.5 * centre / seconds)))
+    seen = np.array(seen)
+    assert len(seen) >= 50  # one estimate a second once the window has 2 periods
+    assert seen[0, 0] < 4.0
+    late = seen[seen[:, 0] >= 10]
+    np.testing.assert_allclose(late[:, 1], late[:, 2], atol=1.5)
+    assert tr.current.rate_bpm > 85
+
+
+def test_tracker_with_timestamps_and_extend():
+    rng = np.random.default_rng(4)
+    n = int(30 * FS)
+    t = 100.0 + np.arange(n) / FS + rng.uniform(-0.005, 0.005, n)
+    x = np.sin(2 * np.pi * 1.2 * t)
+    tr = RateTracker(FS)
+    est = tr.extend(x, t)
+    assert est.rate_bpm == pytest.approx(72.0, abs=1.0)
+    with pytest.raises(UserError, match="not after"):
+        tr.push(0.0, t[-1])
+    with pytest.raises(UserError, match="every sample or for none"):
+        tr.push(0.0)
+    tr.reset()
+    assert tr.current.rate_bpm is None
+    tr.extend(x)  # no timestamps after a reset is fine
+    assert tr.current.rate_bpm == pytest.approx(72.0, abs=1.0)
