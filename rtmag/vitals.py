@@ -51,7 +51,9 @@ class RateEstimate:
 _NONE = RateEstimate(None, 0.0, None)
 
 
-def _uniform(signal: np.ndarray, t: np.ndarray, fs: float | None) -> tuple[np.ndarray, float]:
+def _uniform(
+    signal: np.ndarray, t: np.ndarray, fs: float | None
+) -> tuple[np.ndarray, float | None]:
     """Resample ``signal`` at times ``t`` onto a uniform grid by linear interpolation."""
     t = np.asarray(t, dtype=np.float64)
     if t.shape != signal.shape:
@@ -60,7 +62,7 @@ def _uniform(signal: np.ndarray, t: np.ndarray, fs: float | None) -> tuple[np.nd
         raise UserError("timestamps t must be finite and strictly increasing (seconds)")
     if fs is None:
         if len(t) < 2:
-            return signal, 1.0
+            return signal, None
         fs = 1.0 / float(np.median(np.diff(t)))
     n = int(math.floor((t[-1] - t[0]) * fs + 1e-9)) + 1
     grid = t[0] + np.arange(n) / fs
@@ -115,6 +117,8 @@ def estimate_rate(
     x = np.asarray(signal, dtype=np.float64).ravel()
     if t is not None:
         x, fs = _uniform(x, t, fs)
+        if fs is None:  # fewer than two timestamps and no fs: nothing to estimate from
+            return _NONE
     if fs is None:
         raise UserError("estimate_rate needs fs (samples/s) or timestamps t (seconds)")
     fs = float(fs)

@@ -93,7 +93,7 @@ def test_chunking_invariance_random_sizes(sos):
     bp.reset()
     one = np.concatenate([bp(x[t : t + 1]) for t in range(len(x))])
     np.testing.assert_allclose(one, ref, rtol=0, atol=1e-12)
-    # the state does not depend on the input's dtype or memory layout
+    # an empty chunk passes through and leaves the state alone
     assert bp(np.zeros((0, 6, 7, 3))).shape == (0, 6, 7, 3)
 
 

@@ -75,6 +75,7 @@ def test_short_input_gives_none():
     _, x = _sine(72, 2.5)  # < 2 periods of 0.7 Hz
     assert estimate_rate(x, FS) == RateEstimate(None, 0.0, None)
     assert estimate_rate(np.zeros(0), FS).rate_bpm is None
+    assert estimate_rate(np.ones(1), t=np.zeros(1)).rate_bpm is None
     assert estimate_rate(np.zeros(int(10 * FS)), FS).rate_bpm is None  # no power
     _, x = _sine(72, 3.0)  # just over two periods: an answer, however rough
     assert estimate_rate(x, FS).rate_bpm is not None
