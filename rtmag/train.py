@@ -1,0 +1,367 @@
+"""Train the pulse network on synthetic clips (``rtmag train --mode pulse``).
+
+Data: clips of ``rtmag.synth`` over all four motion tasks, both backgrounds, all six
+skin tones, with and without compression, talking and flicker. Each clip is rendered
+small (``render_size``, with the noise of a 640x480 camera after downsampling), then
+cut into ``crops_per_clip`` views: the whole frame, as the paper, and crops around the
+head at random zoom, so that the network sees faces that fill 15% to 90% of the
+frame. Each view is area-downsampled to 36x36 and turned into normalised frame
+differences X(t) (Eq. 14). The target is y(t) = p(t+1) - p(t), the derivative of the
+true pulse, divided by its standard deviation over the clip (DeepPhys's label
+normalisation). X is scaled by one global constant (``x_scale``, stored in the
+network) so that the network's input has unit variance on the training set.
+
+Validation uses clips of seeds that training never sees (different synthetic
+subjects). The score is the Pearson correlation of the network's output with the
+true pulse derivative, both band-passed to the pulse band, per clip, per task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing as mp
+import pathlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rtmag.errors import UserError
+
+TASKS = ("A", "B", "C", "D")
+VAL_SEED_OFFSET = 1_000_000  # validation subjects' seeds: never used in training
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run.
+
+    Attributes:
+        mode: "pulse" (the only trainable mode so far).
+        clips: number of training clips (each ``seconds`` long).
+        val_clips: number of held-out validation clips (a multiple of 4 covers A-D).
+        seconds, fps: clip length in seconds and frame rate.
+        render_size: (W, H) the clips are rendered at before cropping.
+        crops_per_clip: views per clip (whole frame + head crops at random zoom).
+        epochs: passes over the training set.
+        batch: minibatch size.
+        lr: peak learning rate of AdamW (warm-up for one epoch, then cosine decay).
+        weight_decay: AdamW weight decay.
+        curriculum_epochs: first epochs train on still/slow clips (tasks A, B) only.
+        max_minutes: stop training after this long (data generation not counted).
+        seed: base seed of clips and initialisation.
+        workers: processes rendering clips.
+        out: where the weight file goes.
+    """
+
+    mode: str = "pulse"
+    clips: int = 96
+    val_clips: int = 16
+    seconds: float = 20.0
+    fps: float = 30.0
+    render_size: tuple[int, int] = (160, 120)
+    crops_per_clip: int = 2
+    epochs: int = 20
+    batch: int = 256
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    curriculum_epochs: int = 2
+    max_minutes: float | None = None
+    seed: int = 0
+    workers: int = 2
+    out: str = "rtmag/weights/pulse.pt"
+
+    def __post_init__(self):
+        if self.mode != "pulse":
+            raise UserError(f"training mode {self.mode!r} is not available yet; use pulse")
+        for name in ("clips", "val_clips", "epochs", "batch", "crops_per_clip", "workers"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if not 0 < self.lr < 1:
+            raise UserError(f"lr must be in (0, 1) (got {self.lr})")
+        if self.seconds * self.fps < 64:
+            raise UserError("clips need at least 64 frames (seconds * fps)")
+
+
+def clip_config(index: int, base_seed: int, seconds: float, fps: float, size, val: bool):
+    """The synthetic clip number ``index`` of a dataset: tasks, tones and options cycle
+    so that every combination is covered; seeds of validation clips are disjoint."""
+    from rtmag.synth import SynthConfig
+
+    seed = base_seed + index + (VAL_SEED_OFFSET if val else 0)
+    rng = np.random.default_rng(seed)
+    task = TASKS[index % 4]
+    return SynthConfig(
+        task=task,
+        mode="pulse",
+        seconds=seconds,
+        fps=fps,
+        size=tuple(size),
+        seed=seed,
+        skin_tone=int(1 + (index // 4) % 6),
+        background=str(rng.choice(["patterned", "plain"])),
+        talking=bool(rng.random() < 0.25),
+        flicker=bool(rng.random() < 0.15),
+        glasses=bool(rng.random() < 0.2),
+        compress=None if rng.random() < 0.5 else int(rng.integers(16, 28)),
+        sensor_noise=float(rng.uniform(1.0, 3.0)),
+    )
+
+
+def _crop_boxes(head_mask: np.ndarray, n: int, rng: np.random.Generator, w: int, h: int):
+    """``n`` crop boxes (x0, y0, x1, y1): the whole frame, then boxes around the head."""
+    boxes = [(0, 0, w, h)]
+    ys, xs = np.nonzero(head_mask)
+    cx, cy = (xs.mean(), ys.mean()) if len(xs) else (w / 2, h / 2)
+    for _ in range(n - 1):
+        zoom = rng.uniform(1.3, 2.6)
+        cw, ch = int(round(w / zoom)), int(round(h / zoom))
+        x0 = int(np.clip(cx - cw / 2 + rng.normal(0, 0.08 * cw), 0, w - cw))
+        y0 = int(np.clip(cy - ch / 2 + rng.normal(0, 0.08 * ch), 0, h - ch))
+        boxes.append((x0, y0, x0 + cw, y0 + ch))
+    return boxes
+
+
+def clip_examples(cfg, crops: int):
+    """Render one clip and return its training examples.
+
+    Returns:
+        list of ``(x, y)`` per view: ``x`` (T-1, 3, 36, 36) float32 normalised frame
+        differences, ``y`` (T-1,) float32 normalised pulse derivative.
+    """
+    from rtmag.representations.colour import downsample, x_from_sequence
+    from rtmag.synth import render
+
+    clip = render(cfg)
+    pulse = np.asarray(clip.truth["pulse"], dtype=np.float64)
+    dy = np.diff(pulse)
+    dy = (dy - dy.mean()) / (dy.std() + 1e-12)
+    rng = np.random.default_rng(cfg.seed + 7)
+    h, w = clip.frames.shape[1:3]
+    out = []
+    for x0, y0, x1, y1 in _crop_boxes(clip.truth["head_mask"][0], crops, rng, w, h):
+        low = downsample(np.ascontiguousarray(clip.frames[:, y0:y1, x0:x1]))
+        x = x_from_sequence(low).transpose(0, 3, 1, 2).astype(np.float32)
+        out.append((np.ascontiguousarray(x), dy.astype(np.float32)))
+    return out
+
+
+def _render_job(args):
+    index, base_seed, seconds, fps, size, val, crops = args
+    torch.set_num_threads(1)
+    cfg = clip_config(index, base_seed, seconds, fps, size, val)
+    return index, cfg.task, clip_examples(cfg, 1 if val else crops)
+
+
+def build_dataset(cfg: TrainConfig, val: bool, progress=None):
+    """Render the training (or validation) clips; returns (x, y, clip_ids, tasks)."""
+    n = cfg.val_clips if val else cfg.clips
+    jobs = [
+        (i, cfg.seed, cfg.seconds, cfg.fps, cfg.render_size, val, cfg.crops_per_clip)
+        for i in range(n)
+    ]
+    xs, ys, ids, tasks = [], [], [], []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(cfg.workers) as pool:
+        for index, task, views in pool.imap_unordered(_render_job, jobs):
+            for v, (x, y) in enumerate(views):
+                xs.append(x)
+                ys.append(y)
+                ids.append(np.full(len(y), index * 16 + v))
+                tasks.append(task)
+            if progress is not None:
+                progress.update(1)
+    return xs, ys, ids, tasks
+
+
+def bandpassed_correlation(
+    pred: np.ndarray, target: np.ndarray, fps: float, band=(0.7, 2.5)
+) -> float:
+    """Pearson correlation of two signals after the zero-phase pulse band-pass."""
+    from rtmag.filters import design_bandpass, zero_phase
+
+    sos = design_bandpass(band[0], band[1], fps)
+    a = zero_phase(sos, np.asarray(pred, np.float64))
+    b = zero_phase(sos, np.asarray(target, np.float64))
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def evaluate_net(net: nn.Module, xs, ys, tasks, fps: float) -> dict:
+    """Band-passed correlation per validation clip, averaged per task and overall."""
+    net.eval()
+    per_task: dict[str, list[float]] = {t: [] for t in TASKS}
+    with torch.inference_mode():
+        for x, y, task in zip(xs, ys, tasks):
+            pred = torch.cat(
+                [net(torch.from_numpy(x[i : i + 512])) for i in range(0, len(x), 512)]
+            ).numpy()
+            per_task[task].append(bandpassed_correlation(pred, y, fps))
+    res = {t: float(np.mean(v)) for t, v in per_task.items() if v}
+    res["all"] = float(np.mean([c for v in per_task.values() for c in v]))
+    return res
+
+
+def draw_curve(history: list[dict], path: pathlib.Path) -> None:
+    """Loss curve (train loss, validation correlation per epoch) as a PNG, with OpenCV."""
+    import cv2
+
+    w, h, m = 720, 360, 50
+    img = np.full((h, w, 3), 255, np.uint8)
+    cv2.rectangle(img, (m, m // 2), (w - m, h - m), (0, 0, 0), 1)
+    n = max(len(history), 2)
+
+    def pts(values, lo, hi):
+        return np.array(
+            [
+                (
+                    m + i * (w - 2 * m) / (n - 1),
+                    h - m - (v - lo) / max(hi - lo, 1e-9) * (h - 1.5 * m),
+                )
+                for i, v in enumerate(values)
+            ],
+            np.int32,
+        )
+
+    loss = [r["train_loss"] for r in history]
+    corr = [r["val"]["all"] for r in history]
+    if loss:
+        cv2.polylines(img, [pts(loss, 0, max(loss))], False, (200, 0, 0), 2)
+        cv2.polylines(img, [pts(corr, 0, 1)], False, (0, 140, 0), 2)
+    cv2.putText(
+        img, "train loss (blue, 0..max)", (m, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 0, 0), 1
+    )
+    cv2.putText(
+        img,
+        "val band-passed corr (green, 0..1)",
+        (m + 250, 18),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.5,
+        (0, 140, 0),
+        1,
+    )
+    cv2.putText(
+        img, f"epochs: {len(history)}", (m, h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+    )
+    cv2.imwrite(str(path), img[:, :, ::-1])
+
+
+def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
+    """Run a whole training; writes the weight file, a JSON history and a loss curve.
+
+    Returns:
+        (best network by validation correlation, history of epochs).
+    """
+    from tqdm import tqdm
+
+    from rtmag import __version__
+    from rtmag.nets import PulseNet, save_weights
+
+    torch.manual_seed(cfg.seed)
+    t0 = time.time()
+    with tqdm(total=cfg.clips + cfg.val_clips, desc="rendering clips", unit="clip") as bar:
+        xs, ys, ids, tasks = build_dataset(cfg, val=False, progress=bar)
+        vxs, vys, _, vtasks = build_dataset(cfg, val=True, progress=bar)
+    t_data = time.time() - t0
+    x_all = np.concatenate(xs)
+    y_all = np.concatenate(ys)
+    task_all = np.concatenate([np.full(len(y), t) for y, t in zip(ys, tasks)])
+    x_std = float(x_all.std())
+    log(
+        f"data: {len(x_all)} training pairs, {sum(map(len, vys))} validation pairs, "
+        f"X std {x_std:.3g}, rendered in {t_data:.0f} s"
+    )
+    net = PulseNet(x_scale=1.0 / x_std)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    x_t = torch.from_numpy(x_all)
+    y_t = torch.from_numpy(y_all)
+    easy = torch.from_numpy(np.isin(task_all, ["A", "B"]))
+    steps_per_epoch = math.ceil(len(x_all) / cfg.batch)
+    total = steps_per_epoch * cfg.epochs
+
+    def lr_at(step):
+        if step < steps_per_epoch:
+            return cfg.lr * (step + 1) / steps_per_epoch
+        p = (step - steps_per_epoch) / max(1, total - steps_per_epoch)
+        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
+
+    history: list[dict] = []
+    best, best_state = -2.0, None
+    step = 0
+    t_train = time.time()
+    for epoch in range(cfg.epochs):
+        net.train()
+        pool = torch.nonzero(easy).flatten() if epoch < cfg.curriculum_epochs else None
+        order = pool[torch.randperm(len(pool))] if pool is not None else torch.randperm(len(x_all))
+        losses = []
+        bar = tqdm(
+            range(0, len(order), cfg.batch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False
+        )
+        for i in bar:
+            idx = order[i : i + cfg.batch]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            loss = nn.functional.mse_loss(net(x_t[idx]), y_t[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss))
+            step += 1
+            if len(losses) % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        val = evaluate_net(net, vxs, vys, vtasks, cfg.fps)
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "val": val,
+            "minutes": (time.time() - t_train) / 60,
+        }
+        history.append(rec)
+        log(
+            f"epoch {epoch + 1}: loss {rec['train_loss']:.4f}  val corr "
+            + "  ".join(f"{k} {v:.3f}" for k, v in val.items())
+        )
+        if val["all"] > best:
+            best = val["all"]
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if cfg.max_minutes is not None and rec["minutes"] > cfg.max_minutes:
+            log(f"stopping: {cfg.max_minutes} minutes of training reached")
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    out = pathlib.Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "rtmag_version": __version__,
+        "representation": {
+            "kind": "normalized_difference",
+            "size": 36,
+            "downsample": "area",
+            "channels": "RGB",
+        },
+        "normalisation": {"x_scale": 1.0 / x_std, "y": "pulse derivative / its clip std"},
+        "band_hz": [0.7, 2.5],
+        "fps": cfg.fps,
+        "recipe": {
+            **dataclasses.asdict(cfg),
+            "render_size": list(cfg.render_size),
+            "optimizer": "AdamW",
+            "loss": "MSE",
+            "schedule": "warm-up + cosine",
+        },
+        "seed": cfg.seed,
+        "validation": history[int(np.argmax([r["val"]["all"] for r in history]))],
+        "training_minutes": (time.time() - t_train) / 60,
+        "data_minutes": t_data / 60,
+    }
+    save_weights(out, net, meta)
+    (out.with_suffix(".history.json")).write_text(json.dumps(history, indent=1))
+    draw_curve(history, out.with_suffix(".loss.png"))
+    log(f"wrote {out} (best validation correlation {best:.3f})")
+    return net, history
