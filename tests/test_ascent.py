@@ -126,7 +126,7 @@ def test_adjoint_gradient_equals_autograd_float32(mode, batch, tol):
     ref = input_gradient_autograd(net, x)
     got = AdjointAscent(net).input_gradient_adjoint(x)
     assert got.dtype == torch.float32
-    assert _rel(got, ref) < tol  # measured ~1e-7 (pulse) and ~1e-6 (respiration)
+    assert _rel(got, ref) < tol  # measured: 0 (pulse), 5e-7 (respiration)
 
 
 def test_whole_ascent_equals_reference_float64():
@@ -254,8 +254,9 @@ def test_torch_export_round_trip_dynamic_batch():
     gamma = torch.tensor([1e-3, 2e-3, 3e-3])
     batch = torch.export.Dim("batch", min=1, max=1024)
     ep = torch.export.export(adj, (x, gamma), dynamic_shapes=({0: batch}, {0: batch}))
-    ops = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
-    assert "aten.conv_transpose2d.input" in ops
+    calls = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
+    assert calls.count("aten.conv2d.default") == 3 * 8  # per step: 4 forward, 4 adjoint
+    ops = set(calls)
     assert not any("backward" in op for op in ops), ops  # forward ops only
     run = ep.module()
     with torch.inference_mode():
