@@ -13,6 +13,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from rtmag.errors import UserError, VideoError
@@ -98,10 +99,15 @@ def read_video(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
+def _i420_to_rgb(i420: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+
+
 class H264RoundTrip:
     """Encode frames with libx264 yuv420p at a CRF and decode them again, streaming.
 
-    ``push(frame)`` returns the decoded frames ready so far (zero-latency tuning makes
+    RGB <-> YUV 4:2:0 uses OpenCV's conversion both ways (swscale's default
+    conversion left a bias of about one grey level here). ``push(frame)`` returns the decoded frames ready so far (zero-latency tuning makes
     that one per push), ``flush()`` the rest. Frames are (H, W, 3) uint8 RGB.
     """
 
@@ -122,14 +128,14 @@ class H264RoundTrip:
         out = []
         for pkt in packets:
             for f in self._dec.decode(pkt):
-                out.append(f.to_ndarray(format="rgb24"))
+                out.append(_i420_to_rgb(f.to_ndarray(format="yuv420p")))
         return out
 
     def push(self, frame: np.ndarray) -> list[np.ndarray]:
         import av
 
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        vf = vf.reformat(format="yuv420p")
+        i420 = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
+        vf = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         vf.pts = self._pts
         self._pts += 1
         return self._decode(self._enc.encode(vf))
@@ -137,7 +143,7 @@ class H264RoundTrip:
     def flush(self) -> list[np.ndarray]:
         out = self._decode(self._enc.encode(None))
         for f in self._dec.decode(None):
-            out.append(f.to_ndarray(format="rgb24"))
+            out.append(_i420_to_rgb(f.to_ndarray(format="yuv420p")))
         return out
 
 
