@@ -106,9 +106,10 @@ def _i420_to_rgb(i420: np.ndarray) -> np.ndarray:
 class H264RoundTrip:
     """Encode frames with libx264 yuv420p at a CRF and decode them again, streaming.
 
-    RGB <-> YUV 4:2:0 uses OpenCV's conversion both ways (swscale's default
-    conversion left a bias of about one grey level here). ``push(frame)`` returns the decoded frames ready so far (zero-latency tuning makes
-    that one per push), ``flush()`` the rest. Frames are (H, W, 3) uint8 RGB.
+    RGB <-> YUV 4:2:0 uses OpenCV's conversion both ways (swscale's default conversion
+    left a bias of about one grey level here). ``push(frame)`` returns the decoded
+    frames ready so far (zero-latency tuning makes that one per push), ``flush()`` the
+    rest. Frames are (H, W, 3) uint8 RGB.
     """
 
     def __init__(self, size: tuple[int, int], fps: float, crf: int) -> None:

@@ -92,10 +92,10 @@ class FrameLayers:
 
 @dataclass
 class _Composite:
-    refl: np.ndarray  # (H, W, 3) reflectance times shading, before the light
+    refl: np.ndarray  # (H, W, 3) shaded reflectance + specular s, before the light
     gain0: np.ndarray  # (H, W) premultiplied pulse gain at lag 0
     gain1: np.ndarray  # (H, W) premultiplied pulse gain at MAX_PULSE_LAG_S
-    spec: np.ndarray  # (H, W) specular s, premultiplied
+    box: tuple[int, int, int, int] | None  # (x0, y0, x1, y1) holding all pulse gain
     head_vis: np.ndarray
     neck_vis: np.ndarray
     torso_vis: np.ndarray
@@ -194,7 +194,7 @@ class Renderer:
         refl = self.background.copy()
         gain0 = np.zeros((h, w), np.float32)
         gain1 = np.zeros((h, w), np.float32)
-        spec = np.zeros((h, w), np.float32)
+        boxes = []
         neck_vis = np.zeros((h, w), np.float32)
         torso_vis = np.zeros((h, w), np.float32)
         head_vis = np.zeros((h, w), np.float32)
@@ -208,6 +208,7 @@ class Renderer:
             r *= (1 - a)[..., None]
             r += nd[..., :3]
             gain0[y0:y1, x0:x1] = nd[..., 4]
+            boxes.append((x0, y0, x1, y1))
             neck_vis[y0:y1, x0:x1] = a
 
         sx = 1.0 + 0.3 * d / (sc.SHOULDER_HALF_W * self.scale)
@@ -255,29 +256,37 @@ class Renderer:
             gain0[y0:y1, x0:x1] = gain0[y0:y1, x0:x1] * inv + g * (1 - lag)
             gain1[y0:y1, x0:x1] = g * lag
             if cfg.specular:
-                spec[y0:y1, x0:x1] = ks * c * hit.ndh**_SPEC_EXP
+                r += (ks * c * hit.ndh**_SPEC_EXP)[..., None]
             neck_vis[y0:y1, x0:x1] *= inv
             torso_vis[y0:y1, x0:x1] *= inv
             head_vis[y0:y1, x0:x1] = c
             skin_vis[y0:y1, x0:x1] = skin * c
+            boxes.append(hit.box)
         skin_vis += neck_vis
-        return _Composite(refl, gain0, gain1, spec, head_vis, neck_vis, torso_vis, skin_vis)
+        box = None
+        if boxes:
+            b = np.array(boxes)
+            box = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+        return _Composite(refl, gain0, gain1, box, head_vis, neck_vis, torso_vis, skin_vis)
 
     def _light(self, comp: _Composite, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Eq. 9 without noise: returns (base (H, W, 3), pulse_term (H, W, 3)) float32."""
         s = self.signals
         light = np.float32(sc.LIGHT_LEVEL * (1.0 + s.illumination[k]))
-        base = (comp.refl + comp.spec[..., None]) * (sc.U_S * light)
-        p = comp.gain0 * np.float32(s.pulse[k]) + comp.gain1 * np.float32(s.pulse_late[k])
-        pulse_term = p[..., None] * (sc.U_P * light)
+        base = cv2.multiply(comp.refl, tuple(float(v) for v in sc.U_S * light) + (0.0,))
+        pulse_term = np.zeros(base.shape, np.float32)
+        if comp.box is not None:
+            x0, y0, x1, y1 = comp.box
+            p = comp.gain0[y0:y1, x0:x1] * np.float32(s.pulse[k])
+            p += comp.gain1[y0:y1, x0:x1] * np.float32(s.pulse_late[k])
+            pulse_term[y0:y1, x0:x1] = p[..., None] * (sc.U_P * light)
         return base, pulse_term
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         if not self.cfg.quantize:
             return np.clip(x, 0.0, 255.0)
-        y = x + np.float32(0.5)
-        np.clip(y, 0.0, 255.0, out=y)
-        return y.astype(np.uint8)
+        # Round to nearest (ties to even), saturating at 0 and 255; no dithering.
+        return cv2.convertScaleAbs(cv2.max(x, 0.0))
 
     def draw_noise(self) -> np.ndarray:
         """Gaussian sensor noise (H, W, 3) float32, std :attr:`noise_std` grey levels.
@@ -305,8 +314,8 @@ class Renderer:
         comp = self._compose(k, 1.0)
         base, pt = self._light(comp, k)
         noise = self.draw_noise()
-        common = base + noise
-        f_in = common + pt
+        common = cv2.add(base, noise)
+        f_in = cv2.add(common, pt)
         alpha = np.float32(cfg.alpha)
         ideal_torso = comp.torso_vis
         if cfg.mode == "pulse" or cfg.alpha == 1.0:
@@ -315,7 +324,7 @@ class Renderer:
         else:
             comp_i = self._compose(k, float(cfg.alpha))
             base_i, ideal_pt = self._light(comp_i, k)
-            f_id = base_i + noise + ideal_pt
+            f_id = cv2.add(cv2.add(base_i, noise), ideal_pt)
             ideal_torso = comp_i.torso_vis
         truth = {name: float(getattr(s, name)[k]) for name in SCALAR_TRUTH}
         truth["t"] = float(s.t[k])
