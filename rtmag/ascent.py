@@ -14,12 +14,14 @@ taken per frame (over all non-batch dimensions), never across the batch.
 For one scalar output per frame, ``||y||_2 = |y|`` and its gradient is
 ``sign(y) * dy/dX``. At ``y == 0`` we use the subgradient 0 (as
 ``torch.abs``'s backward does), so that frame's gradient is all zero, and
-:func:`ascent_update` leaves a frame with an all-zero gradient unchanged.
+:func:`ascent_update` leaves a frame with an all-zero gradient unchanged. Since
+``G * sgn(X * G) == |G| * sgn(X)``, the step never depends on ``sign(y)``: that
+choice matters only when ``y == 0`` exactly.
 
 Three forms, which the tests hold equal:
 
-* :func:`ascent_update`: one step from a given gradient. A pure function, the
-  reference for any fused kernel.
+* :func:`ascent_step` / :func:`ascent_update`: one step from a given gradient. Pure
+  functions, the reference for any fused kernel.
 * :func:`input_gradient_autograd` / :func:`gradient_ascent`: the eager reference,
   gradients by ``torch.autograd`` on the input only.
 * :class:`AdjointAscent`: the same N-1 steps as one pure-inference module with the
