@@ -24,7 +24,7 @@ from rtmag.synth import (
     write_clip,
 )
 from rtmag.synth.scene import U_P
-from rtmag.synth.signals import TASK_D_GRID
+from rtmag.synth.signals import TASK_D_GRID, breathing_template, pulse_template
 
 
 def bandpass(x: np.ndarray, fps: float, lo: float = 0.7, hi: float = 2.5) -> np.ndarray:
@@ -279,6 +279,53 @@ def test_cli_synth_end_to_end(tmp_path, capsys):
     assert main(["synth", "--size", "big", "--out", str(tmp_path / "x")]) == 2
 
 
+def test_waveforms_have_physiological_shape_and_variability():
+    ph = np.linspace(0, 1, 2000, endpoint=False)
+    g = pulse_template(ph)
+    assert abs(g.mean()) < 1e-6 and np.ptp(g) == pytest.approx(1.0, abs=1e-3)
+    # Systolic peak, then the dicrotic notch (a local minimum), then a smaller peak.
+    maxima = np.nonzero((g > np.roll(g, 1)) & (g > np.roll(g, -1)))[0]
+    minima = np.nonzero((g < np.roll(g, 1)) & (g < np.roll(g, -1)))[0]
+    assert len(maxima) == 2 and ph[maxima[0]] < 0.25 and g[maxima[1]] < g[maxima[0]]
+    assert any(ph[maxima[0]] < ph[m] < ph[maxima[1]] for m in minima)
+    b = breathing_template(ph)
+    assert ph[np.argmax(b)] == pytest.approx(0.4, abs=0.01)  # inhale shorter than exhale
+    s = make_signals(
+        resolve_config(SynthConfig(seconds=60, heart_rate_bpm=70, breathing_rate_bpm=15, seed=2))
+    )
+    assert s.heart_rate_bpm_inst.mean() == pytest.approx(70, abs=0.3)
+    assert 0.5 < s.heart_rate_bpm_inst.std() < 6  # drift + respiratory sinus arrhythmia
+    assert s.breathing_rate_bpm_inst.mean() == pytest.approx(15, abs=0.2)
+    assert s.breathing_rate_bpm_inst.std() > 0.2
+
+
+def test_darker_skin_reflects_less_and_pulses_less():
+    def skin_stats(tone):
+        cfg = SynthConfig(
+            task="A", seconds=0.4, size=(64, 64), seed=5, skin_tone=tone, pulse_amplitude=0.01
+        )
+        r = Renderer(cfg)
+        lay = r.layers(0)
+        skin = lay.truth["skin_mask"]
+        return lay.frame[skin].mean(), np.abs(lay.pulse_term[skin][:, 1]).max() / abs(
+            r.signals.pulse[0]
+        )
+
+    (lum1, p1), (lum6, p6) = skin_stats(1), skin_stats(6)
+    assert lum6 < 0.5 * lum1 and p6 < 0.5 * p1
+
+
+def test_contact_sheet(tmp_path):
+    from rtmag.cli import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["contact-sheet", "--out", str(out), "--tile", "64x48"]) == 0
+    import cv2
+
+    img = cv2.imread(str(out))
+    assert img.shape[1] == 5 * 64 and img.shape[0] > 4 * 48  # 4 task rows + skin tones
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
@@ -290,6 +337,7 @@ def test_cli_synth_end_to_end(tmp_path, capsys):
         (dict(size=(8, 8)), r"\[16, 4096\]"),
         (dict(compress=60), r"\[0, 51\]"),
         (dict(compress=23, size=(63, 48)), "even"),
+        (dict(compress=23, quantize=False), "quantize"),
         (dict(background="stripes"), "patterned, plain"),
     ],
 )

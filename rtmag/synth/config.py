@@ -27,9 +27,11 @@ HEART_RATE_DRAW = (50.0, 110.0)
 BREATHING_RATE_RANGE = (8.0, 30.0)  # breaths/min
 BREATHING_RATE_DRAW = (10.0, 24.0)
 PULSE_AMPLITUDE_RANGE = (0.0, 0.2)
-#: Default pulse amplitude (relative peak-to-peak reflectance change) is drawn
-#: log-uniformly here: about 0.3-1.5 grey levels peak-to-peak in green on typical skin.
-PULSE_AMPLITUDE_DRAW = (0.0025, 0.009)
+#: Default pulse amplitude (relative peak-to-peak reflectance change at the strongest
+#: skin) is drawn log-uniformly here. On Fitzpatrick II skin a unit of it gives about
+#: 80 (median skin pixel) to 170 (cheeks, forehead) grey levels in green, so the
+#: pulse is 0.25-2 grey levels peak-to-peak: invisible. Less on darker skin.
+PULSE_AMPLITUDE_DRAW = (0.003, 0.012)
 BREATHING_AMPLITUDE_RANGE = (0.0, 20.0)  # px at 480 rows
 BREATHING_AMPLITUDE_DRAW = (0.6, 2.5)
 
@@ -74,8 +76,8 @@ class SynthConfig:
         heart_rate_bpm: mean heart rate in beats/min, [42, 150]; None draws 50-110.
         breathing_rate_bpm: mean breathing rate in breaths/min, [8, 30]; None draws 10-24.
         pulse_amplitude: relative peak-to-peak change of skin reflectance along u_p
-            (Eq. 9) at the strongest skin, [0, 0.2]; None draws 0.0025-0.009
-            (about 0.3-1.5 grey levels in green on typical skin: invisible).
+            (Eq. 9) at the strongest skin, [0, 0.2]; None draws 0.003-0.012
+            (0.3-1.5 grey levels peak-to-peak in green on typical skin: invisible).
         breathing_amplitude_px: peak upward chest displacement in pixels at a
             480-row frame (scaled with the rendered height), [0, 20]; None draws 0.6-2.5.
         skin_tone: Fitzpatrick type 1..6; None draws one.
@@ -87,8 +89,9 @@ class SynthConfig:
             imitates; a smaller render has the noise of that camera after area
             downsampling.
         sensor_noise: Gaussian sensor noise std in grey levels at camera_size, [0, 50].
-        quantize: round to 8 bit (True, like a camera). Frames are uint8 either way;
-            False is only for :class:`~rtmag.synth.render.Renderer` float layers.
+        quantize: round to 8 bit like a camera (True, the default). False keeps the
+            frames float32 in [0, 255] (noise and pulse below one grey level intact, as
+            in an average of many camera pixels); write_clip still rounds the files.
         compress: None, or an x264 CRF in [0, 51]: encode and decode both clips
             through libx264 yuv420p to add compression artefacts (W, H must be even).
     """
@@ -154,6 +157,8 @@ class SynthConfig:
                 raise UserError(
                     f"compress={self.compress!r} is not valid: use None or an x264 CRF in [0, 51]"
                 )
+            if not self.quantize:
+                raise UserError("compress needs 8-bit frames: set quantize=True")
             w, h = self.size
             if w % 2 or h % 2:
                 raise UserError(f"compress needs an even frame size for yuv420p, got {w}x{h}")

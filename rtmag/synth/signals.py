@@ -43,9 +43,9 @@ def pulse_template(phase: np.ndarray) -> np.ndarray:
 
     Periodic with period 1: a systolic peak at phase 0.18, the dicrotic notch near
     0.36 and a smaller diastolic (reflected) wave at 0.45, built from wrapped
-    Gaussians. Normalised to zero mean and peak-to-peak 1 over a beat. Positive means
-    more blood volume (darker skin, so the reflectance change along u_p is negated by
-    the caller's sign convention; see :mod:`rtmag.synth.render`).
+    Gaussians. Normalised to zero mean and peak-to-peak 1 over a beat. It is used
+    as ``p(t)`` of Eq. 9 directly (positive: more light reflected along u_p); the
+    sign is a convention the magnification does not depend on.
     """
     ph = np.mod(phase, 1.0)
     g = np.zeros_like(ph, dtype=np.float64)
@@ -205,12 +205,12 @@ def make_signals(cfg: SynthConfig) -> Signals:
         f_alias = abs(f_light - cfg.fps * round(f_light / cfg.fps))
         illum = illum + 0.015 * np.sin(2 * np.pi * f_alias * t + r_ill.uniform(0, 2 * np.pi))
 
-    pitch = 0.4 * smooth_drift(t, r_head, 0.3)
-    roll = 0.3 * smooth_drift(t, r_head, 0.3)
-    head_dx = 0.4 * scale * smooth_drift(t, r_head, 0.2)
-    head_dy = 0.25 * scale * smooth_drift(t, r_head, 0.2)
+    pitch = 0.3 * smooth_drift(t, r_head, 0.3)
+    roll = 0.2 * smooth_drift(t, r_head, 0.3)
+    head_dx = 0.25 * scale * smooth_drift(t, r_head, 0.2)
+    head_dy = 0.15 * scale * smooth_drift(t, r_head, 0.2)
     if cfg.task == "A":
-        yaw = 0.5 * smooth_drift(t, r_head, 0.3)
+        yaw = 0.3 * smooth_drift(t, r_head, 0.3)
         target = yaw.copy()
     elif cfg.task in TASK_YAW_SPEED:
         yaw = triangle_yaw(t, TASK_YAW_SPEED[cfg.task], 60.0, r_head.uniform(0, 24.0))
