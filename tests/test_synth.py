@@ -299,6 +299,15 @@ def test_waveforms_have_physiological_shape_and_variability():
     assert s.breathing_rate_bpm_inst.std() > 0.2
 
 
+def test_flicker_adds_bounded_light_modulation():
+    base = dict(seconds=20, fps=30, seed=8)
+    calm = make_signals(resolve_config(SynthConfig(**base)))
+    flick = make_signals(resolve_config(SynthConfig(flicker=True, **base)))
+    d = flick.illumination - calm.illumination  # same drift draws, plus the flicker
+    assert 0.005 < np.abs(d).max() <= 0.015 + 1e-9
+    assert np.abs(calm.illumination).max() < 0.05  # slow drift of a few percent at most
+
+
 def test_darker_skin_reflects_less_and_pulses_less():
     def skin_stats(tone):
         cfg = SynthConfig(
