@@ -318,8 +318,8 @@ class FaceTracker:
     the smoothing is the same at any frame rate. A dead-zone (backlash) of
     ``deadzone_px`` then holds the output still until the smoothed value has moved by
     more than that, and after that follows it without a jump: detector jitter on a
-    still face, mostly below the dead-zone, barely moves the box. The face box is enlarged by ``margin`` (forehead
-    and cheeks) and kept square and inside the frame.
+    still face, mostly below the dead-zone, barely moves the box. The face box is
+    enlarged by ``margin`` (forehead and cheeks) and kept square and inside the frame.
 
     When detections fail the last box is kept for ``lost_after_s`` seconds after the
     last detection; after that :meth:`update` returns ``None`` until a face is found.
