@@ -199,25 +199,30 @@ class PairAnalyser:
         self.scale = None
         self.spread = None
 
-    def _first_spread(self, x1: torch.Tensor) -> float:
+    def gammas(self, x1: torch.Tensor) -> np.ndarray:
+        """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``.
+
+        Frame by frame in stream order, so the result does not depend on how the
+        stream is cut into batches: ``s`` follows the median ``|X_1|`` of each frame
+        and ``K`` the participation ratio of the first gradient ``|G_1|`` (how many
+        elements share its mass), both smoothed with ``scale_halflife_s``.
+        """
         from rtmag.ascent import input_gradient_autograd
 
-        g = input_gradient_autograd(self.net, x1[:1]).abs().flatten()
-        return _participation(g)
-
-    def gammas(self, x1: torch.Tensor) -> np.ndarray:
-        """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``."""
         cfg = self.config
         p = x1.shape[0]
         if cfg.gamma is not None:
             return np.full(p, cfg.gamma)
         med = x1.abs().flatten(1).median(dim=1).values.double().numpy()
-        if self.spread is None:
-            self.spread = self._first_spread(x1)
+        g1 = input_gradient_autograd(self.net, x1).abs().flatten(1)
         out = np.empty(p)
         for i in range(p):
-            m = float(med[i])
-            self.scale = m if self.scale is None else self.scale + self._alpha * (m - self.scale)
+            m, k = float(med[i]), _participation(g1[i])
+            if self.scale is None:
+                self.scale, self.spread = m, k
+            else:
+                self.scale += self._alpha * (m - self.scale)
+                self.spread += self._alpha * (k - self.spread)
             out[i] = self.gamma_per_gain * (cfg.magnification - 1.0) * self.scale * self.spread
         return out
 
@@ -245,11 +250,6 @@ class PairAnalyser:
         with torch.inference_mode():
             y = self.net(x1).double().numpy()
         dx = (xn - x1).double().numpy().transpose(0, 2, 3, 1)
-        if self.config.gamma is None:  # follow the spread of the gradient's mass
-            for row, g in zip(np.abs(dx).reshape(dx.shape[0], -1), gamma):
-                if g > 0 and row.sum() > 0:
-                    k = _participation(torch.from_numpy(row))
-                    self.spread += self._alpha * (k - self.spread)
         return np.ascontiguousarray(dx), y, gamma
 
 

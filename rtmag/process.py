@@ -87,6 +87,7 @@ def magnify_file(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     magnifier: Magnifier | None = None,
+    lossless: bool = False,
 ) -> FileResult:
     """Magnify ``src`` into ``dst``.
 
@@ -98,6 +99,7 @@ def magnify_file(
         overwrite: replace an existing ``dst``.
         progress: called with the number of frames just done (e.g. ``tqdm.update``).
         magnifier: use this magnifier (its config wins) instead of building one.
+        lossless: encode losslessly (RGB H.264 at qp 0, or FFV1) instead of H.264 crf 18.
 
     Returns:
         :class:`FileResult`, with the heart rate read from the whole clip.
@@ -127,6 +129,7 @@ def magnify_file(
         time_base=info.time_base,
         audio_from=src,
         overwrite=overwrite,
+        lossless=lossless,
     )
     with writer:
         if causal:
@@ -227,3 +230,33 @@ def _offline(mag, src, writer, signal, times, progress) -> int:
             if progress:
                 progress(len(batch) / 2)
     return n
+
+
+def magnify_frames(
+    frames: np.ndarray, magnifier: Magnifier, causal: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Magnify a clip held in memory, ``(T, H, W, 3)`` uint8 -> same, plus the network's
+    reading ``(T - 1,)``. The same computation as :func:`magnify_file` without files."""
+    from rtmag.filters import design_bandpass
+    from rtmag.representations.colour import apply_log_gain, downsample, offline_log_gain
+
+    cfg = magnifier.config
+    if causal:
+        outs = []
+        for i in range(0, len(frames), cfg.max_batch):
+            outs += magnifier.push_many(list(frames[i : i + cfg.max_batch]))
+        outs += magnifier.flush()
+        sig = np.array([o.signal for o in outs[1:]]) if len(outs) > 1 else np.zeros(0)
+        return np.stack([o.image for o in outs]), sig
+    dxs, ys = [], []
+    for i in range(0, len(frames), cfg.max_batch):
+        dx, y, _ = magnifier.analyser(downsample(frames[i : i + cfg.max_batch]))
+        dxs.append(dx)
+        ys.append(y)
+    gain = offline_log_gain(np.concatenate(dxs), design_bandpass(*cfg.band, cfg.fps))
+    out = np.empty_like(frames)
+    for i in range(0, len(frames), cfg.max_batch):
+        out[i : i + cfg.max_batch] = apply_log_gain(
+            frames[i : i + cfg.max_batch], gain[i : i + cfg.max_batch]
+        )
+    return out, np.concatenate(ys)

@@ -311,7 +311,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
             if len(losses) % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")

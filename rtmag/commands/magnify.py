@@ -71,6 +71,11 @@ def add_arguments(p) -> None:
         help="with --causal: delay frames by the filter's group delay",
     )
     p.add_argument("--report", default=None, metavar="FILE.json", help="write a JSON report")
+    p.add_argument(
+        "--lossless",
+        action="store_true",
+        help="lossless output (RGB H.264 qp 0; large files, fewer players)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -97,6 +102,7 @@ def run(args) -> int:
             causal=args.causal,
             overwrite=args.force,
             progress=bar.update,
+            lossless=args.lossless,
         )
     rep = result.report()
     if args.report:

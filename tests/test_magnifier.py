@@ -1,0 +1,147 @@
+"""The streaming Magnifier: validation of frames, batching, alignment, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtmag.errors import FrameError, UserError
+from rtmag.magnifier import Magnifier, MagnifierConfig
+
+
+def clip(t=40, h=48, w=64, seed=0):
+    """A small clip: a smooth bright image with a weak 1.2 Hz colour pulse and noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 120 + 40 * np.sin(xx / 9.0)[..., None] + 20 * np.cos(yy / 7.0)[..., None]
+    pulse = 1.5 * np.sin(2 * np.pi * 1.2 * np.arange(t) / 30.0)
+    frames = base[None] + pulse[:, None, None, None] * np.array([0.33, 0.77, 0.53])
+    frames = frames + rng.normal(0, 1.0, frames.shape)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+def run(mag, frames, batch):
+    outs = []
+    for i in range(0, len(frames), batch):
+        outs += mag.push_many(list(frames[i : i + batch]))
+    return outs + mag.flush()
+
+
+def test_config_validation_names_the_range():
+    with pytest.raises(UserError, match="magnification"):
+        MagnifierConfig(magnification=0.5)
+    with pytest.raises(UserError, match="half the frame rate"):
+        MagnifierConfig(band=(0.7, 20.0), fps=30.0)
+    with pytest.raises(UserError, match="known modes"):
+        MagnifierConfig(mode="heartbeat")
+
+
+def test_magnification_one_leaves_frames_unchanged(pulse_net):
+    frames = clip()
+    outs = run(Magnifier(MagnifierConfig(magnification=1.0), net=pulse_net), frames, 8)
+    assert [o.index for o in outs] == list(range(len(frames)))
+    for o, f in zip(outs, frames):
+        np.testing.assert_array_equal(o.image, f)
+
+
+def test_output_changes_and_is_finite(pulse_net):
+    frames = clip(t=60)
+    outs = run(Magnifier(MagnifierConfig(gamma=1.0), net=pulse_net), frames, 16)
+    diff = np.abs(np.stack([o.image for o in outs]).astype(int) - frames.astype(int))
+    assert diff[0].max() == 0  # the first frame has no pair yet
+    assert diff[30:].max() > 0
+    assert all(np.isfinite(o.signal) for o in outs[1:])
+    assert np.isnan(outs[0].signal)
+
+
+@pytest.mark.parametrize("gamma", [2e-3, None])
+def test_batching_does_not_change_the_output(pulse_net, gamma):
+    frames = clip(t=50)
+    cfg = MagnifierConfig(gamma=gamma, magnification=20.0)
+    one = run(Magnifier(cfg, net=pulse_net), frames, 1)
+    many = run(Magnifier(cfg, net=pulse_net), frames, 16)
+    for a, b in zip(one, many):
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+        assert a.gamma == pytest.approx(b.gamma, rel=1e-5)
+
+
+def test_align_delays_by_the_group_delay(pulse_net):
+    frames = clip(t=40)
+    mag = Magnifier(MagnifierConfig(gamma=2e-3, align=True), net=pulse_net)
+    assert mag.delay_frames == round(mag.group_delay_s * 30)
+    assert 0.2 < mag.latency_s < 0.6
+    first = mag.push_many(list(frames[:20]))
+    assert len(first) == 20 - mag.delay_frames
+    outs = first + mag.push_many(list(frames[20:])) + mag.flush()
+    assert [o.index for o in outs] == list(range(40))
+    for o, f in zip(outs, frames):
+        np.testing.assert_array_equal(o.original, f)
+
+
+def test_black_and_saturated_pixels_give_no_nan(pulse_net):
+    frames = clip(t=30)
+    frames[:, :10] = 0
+    frames[:, -10:] = 255
+    outs = run(Magnifier(MagnifierConfig(gamma=1.0), net=pulse_net), frames, 8)
+    out = np.stack([o.image for o in outs])
+    assert (out[:, :10] == 0).all()  # multiplicative: black stays black
+    assert all(np.isfinite(o.signal) for o in outs[1:])
+
+
+def test_all_black_stream(pulse_net):
+    frames = np.zeros((12, 20, 24, 3), np.uint8)
+    outs = run(Magnifier(MagnifierConfig(), net=pulse_net), frames, 4)
+    assert len(outs) == 12 and all((o.image == 0).all() for o in outs)
+
+
+def test_odd_and_tiny_sizes(pulse_net):
+    for h, w in [(37, 53), (5, 7), (1, 1)]:
+        frames = clip(t=10, h=h, w=w)
+        outs = run(Magnifier(MagnifierConfig(gamma=1e-3), net=pulse_net), frames, 4)
+        assert outs[-1].image.shape == (h, w, 3)
+
+
+def test_bad_frames_are_refused_with_advice(pulse_net):
+    mag = Magnifier(MagnifierConfig(), net=pulse_net)
+    with pytest.raises(FrameError, match="COLOR_GRAY2RGB"):
+        mag.push(np.zeros((20, 20), np.uint8))
+    with pytest.raises(FrameError, match="zero-size"):
+        mag.push(np.zeros((0, 20, 3), np.uint8))
+    with pytest.raises(FrameError, match="uint8"):
+        mag.push(np.zeros((20, 20, 3), np.float32))
+    with pytest.raises(FrameError, match="numpy array"):
+        mag.push([[1, 2, 3]])
+    mag.push(np.zeros((20, 20, 3), np.uint8), t=0.0)
+    with pytest.raises(FrameError, match="size changed"):
+        mag.push(np.zeros((21, 20, 3), np.uint8), t=0.1)
+    with pytest.raises(FrameError, match="increase"):
+        mag.push(np.zeros((20, 20, 3), np.uint8), t=0.0)
+    # a refused frame loses nothing: the stream goes on
+    assert len(mag.push(np.zeros((20, 20, 3), np.uint8), t=0.2)) == 1
+
+
+def test_rgba_frames_are_accepted(pulse_net):
+    mag = Magnifier(MagnifierConfig(), net=pulse_net)
+    out = mag.push(np.full((8, 8, 4), 100, np.uint8))
+    assert out[0].image.shape == (8, 8, 3)
+
+
+def test_missing_weights_give_a_clear_error(tmp_path):
+    from rtmag.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="nope.pt"):
+        Magnifier(MagnifierConfig(weights=str(tmp_path / "nope.pt")))
+
+
+def test_engines_agree(pulse_net):
+    import torch
+
+    from rtmag.engines import create_engine
+
+    x = torch.randn(6, 3, 36, 36) * 0.01
+    gamma = torch.full((6,), 1e-3)
+    ref = create_engine("eager", pulse_net, 20)(x, gamma)
+    adj = create_engine("adjoint", pulse_net, 20)(x, gamma)
+    torch.testing.assert_close(adj, ref, rtol=1e-4, atol=1e-6)
+    with pytest.raises(UserError, match="known engines"):
+        create_engine("warp", pulse_net, 20)
