@@ -1,0 +1,104 @@
+"""``rtmag webcam``: live magnification from a camera, stream or file."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+from rtmag.commands.common import quiet_threads
+from rtmag.commands.magnify import add_magnifier_arguments, magnifier_config
+
+
+def add_live_arguments(p) -> None:
+    """Options of the live pipeline shared by ``webcam`` and ``demo``."""
+    p.add_argument("--headless", action="store_true", help="no window: write --out instead")
+    p.add_argument("--out", default=None, metavar="FILE.mp4", help="output video of --headless")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of stream")
+    p.add_argument("--align", action="store_true", help="delay frames by the filter's group delay (phase-true)")
+    p.add_argument("--ring", type=int, default=None, help="capture ring size in frames (live 8, file 16)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the ascent (default 1: the capture and display threads need the other core)",
+    )
+    p.add_argument("--snapshots", default=".", metavar="DIR", help="folder for s/r snapshots and recordings")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def add_arguments(p) -> None:
+    add_magnifier_arguments(p)
+    p.add_argument(
+        "--source",
+        default="0",
+        help="camera index (default 0), video file, or rtsp:// / http:// stream URL",
+    )
+    add_live_arguments(p)
+    p.add_argument("--no-pace", action="store_true", help="read a file source as fast as possible")
+
+
+def run_live(args, source, magnifier) -> int:
+    """Run the live pipeline on ``source`` with a window or headless (shared with demo)."""
+    from rtmag.live.display import LiveWindow
+    from rtmag.live.pipeline import DEFAULT_TORCH_THREADS, LivePipeline
+    from rtmag.live.record import run_headless
+
+    pipeline = LivePipeline(
+        source,
+        magnifier,
+        ring_size=args.ring,
+        pace=not getattr(args, "no_pace", False),
+        torch_threads=args.threads or DEFAULT_TORCH_THREADS,
+        max_frames=None,
+    )
+    if magnifier.delay_frames:
+        print(f"aligned: frames shown {magnifier.latency_s * 1000:.0f} ms late (the filter's group delay)")
+    if args.headless:
+        res = run_headless(pipeline, args.out, duration_s=args.duration, overwrite=args.force)
+        hr = res.heart_rate_bpm
+        hr_text = "unknown" if hr is None else f"{hr:.1f} bpm"
+        lat = sorted(res.latencies_s)
+        med = lat[len(lat) // 2] * 1000 if lat else float("nan")
+        print(
+            f"wrote {res.output}: {res.frames} frames in {res.seconds:.1f} s, "
+            f"{res.dropped} dropped, median latency {med:.0f} ms"
+        )
+        print(f"heart rate: {hr_text} (confidence {res.heart_rate_confidence:.2f})")
+        if res.interrupted:
+            print("stopped by Ctrl-C; the file is complete up to there", file=sys.stderr)
+        if pipeline.capture.lost:
+            print(f"note: {res.end_reason}; the file is complete up to there", file=sys.stderr)
+        return 0
+    window = LiveWindow(out_dir=args.snapshots)
+    window.run(pipeline)
+    if pipeline.capture.lost:
+        print(f"note: {pipeline.end_reason}", file=sys.stderr)
+    return 0
+
+
+def run(args) -> int:
+    quiet_threads()
+    from rtmag.errors import UserError
+    from rtmag.live.capture import open_source
+    from rtmag.live.display import require_display
+    from rtmag.magnifier import Magnifier
+
+    if args.headless:
+        if not args.out:
+            raise UserError("--headless needs --out FILE.mp4 (where to write the magnified video)")
+        if pathlib.Path(args.out).exists() and not args.force:
+            raise UserError(f"{args.out} exists; pass --force to overwrite it")
+        src_is_camera = str(args.source).isdigit() or "://" in str(args.source)
+        if src_is_camera and args.duration is None:
+            print("note: no --duration; press Ctrl-C to stop (the file is finalised)", file=sys.stderr)
+    else:
+        require_display()
+        os.makedirs(args.snapshots, exist_ok=True)
+    source = open_source(args.source)
+    try:
+        magnifier = Magnifier(magnifier_config(args, fps=source.fps))
+    except BaseException:
+        source.close()
+        raise
+    return run_live(args, source, magnifier)
