@@ -246,10 +246,10 @@ class PairAnalyser:
         x = normalized_difference(seq[:-1], seq[1:])  # (P, 36, 36, 3)
         x1 = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         gamma = self.gammas(x1)
-        xn = self.engine(x1, torch.from_numpy(gamma).float())
+        delta = self.engine(x1, torch.from_numpy(gamma).float())
         with torch.inference_mode():
             y = self.net(x1).double().numpy()
-        dx = (xn - x1).double().numpy().transpose(0, 2, 3, 1)
+        dx = delta.double().numpy().transpose(0, 2, 3, 1)
         return np.ascontiguousarray(dx), y, gamma
 
 

@@ -1,8 +1,10 @@
 """Where the gradient ascent runs, chosen by name.
 
 An engine is built from a frozen network and ``n_iter`` and is called as
-``engine(x1, gamma) -> x_N`` with ``x1`` a ``(B, C, H, W)`` float32 tensor and
-``gamma`` a ``(B,)`` tensor of step sizes. Every engine computes the same thing as
+``engine(x1, gamma) -> x_N - x1`` with ``x1`` a ``(B, C, H, W)`` float32 tensor and
+``gamma`` a ``(B,)`` tensor of step sizes. It returns the change itself, accumulated
+step by step (``return_delta``): in float32 ``X_N - X_1`` computed after the fact loses
+most of its digits to the rounding of ``X``. Every engine computes the same thing as
 :func:`rtmag.ascent.gradient_ascent` (the eager autograd reference); tests hold each
 one to it with a stated tolerance.
 
@@ -56,7 +58,7 @@ def _eager(net: nn.Module, n_iter: int, device: str) -> Engine:
     net = net.to(device).eval()
 
     def run(x1: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        return gradient_ascent(net, x1.to(device), gamma.to(device), n_iter)
+        return gradient_ascent(net, x1.to(device), gamma.to(device), n_iter, return_delta=True)
 
     run.name = "eager"
     return run
@@ -64,7 +66,7 @@ def _eager(net: nn.Module, n_iter: int, device: str) -> Engine:
 
 @register_engine("adjoint")
 def _adjoint(net: nn.Module, n_iter: int, device: str) -> Engine:
-    module = AdjointAscent(net, n_iter).to(device).eval()
+    module = AdjointAscent(net, n_iter, return_delta=True).to(device).eval()
 
     def run(x1: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
