@@ -51,10 +51,14 @@ class TrainConfig:
         batch: minibatch size.
         lr: peak learning rate of AdamW (warm-up for one epoch, then cosine decay).
         weight_decay: AdamW weight decay.
-        curriculum_epochs: first epochs train on still/slow clips (tasks A, B) only.
+        curriculum_epochs: first epochs train on easy clips only: still or slow (tasks
+            A, B) with a strong pulse (relative amplitude >= 0.01).
         max_minutes: stop training after this long (data generation not counted).
         seed: base seed of clips and initialisation.
         workers: processes rendering clips.
+        pulse_amplitude: (lo, hi) relative pulse amplitude of training clips, drawn
+            log-uniformly (stronger than the renderer's default 0.003-0.012, so that
+            the network finds the skin; validation keeps the default); None: default.
         out: where the weight file goes.
     """
 
@@ -73,6 +77,7 @@ class TrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     workers: int = 2
+    pulse_amplitude: tuple[float, float] | None = (0.004, 0.04)
     out: str = "rtmag/weights/pulse.pt"
 
     def __post_init__(self):
@@ -87,15 +92,24 @@ class TrainConfig:
             raise UserError("clips need at least 64 frames (seconds * fps)")
 
 
-def clip_config(index: int, base_seed: int, seconds: float, fps: float, size, val: bool):
+def clip_config(
+    index: int, base_seed: int, seconds: float, fps: float, size, val: bool, amplitude=None
+):
     """The synthetic clip number ``index`` of a dataset: tasks, tones and options cycle
-    so that every combination is covered; seeds of validation clips are disjoint."""
+    so that every combination is covered; seeds of validation clips are disjoint.
+
+    ``amplitude`` (lo, hi): draw the relative pulse amplitude log-uniformly from this
+    range instead of the renderer's default (validation clips keep the default)."""
     from rtmag.synth import SynthConfig
 
     seed = base_seed + index + (VAL_SEED_OFFSET if val else 0)
     rng = np.random.default_rng(seed)
     task = TASKS[index % 4]
+    amp = None
+    if amplitude is not None and not val:
+        amp = float(np.exp(rng.uniform(np.log(amplitude[0]), np.log(amplitude[1]))))
     return SynthConfig(
+        pulse_amplitude=amp,
         task=task,
         mode="pulse",
         seconds=seconds,
@@ -151,31 +165,39 @@ def clip_examples(cfg, crops: int):
 
 
 def _render_job(args):
-    index, base_seed, seconds, fps, size, val, crops = args
+    index, base_seed, seconds, fps, size, val, crops, amplitude = args
     torch.set_num_threads(1)
-    cfg = clip_config(index, base_seed, seconds, fps, size, val)
-    return index, cfg.task, clip_examples(cfg, 1 if val else crops)
+    cfg = clip_config(index, base_seed, seconds, fps, size, val, amplitude)
+    from rtmag.synth.config import resolve_config
+
+    easy = cfg.task in ("A", "B") and resolve_config(cfg).pulse_amplitude >= 0.01
+    return index, cfg.task, easy, clip_examples(cfg, 1 if val else crops)
 
 
 def build_dataset(cfg: TrainConfig, val: bool, progress=None):
-    """Render the training (or validation) clips; returns (x, y, clip_ids, tasks)."""
+    """Render the training (or validation) clips.
+
+    Returns:
+        lists per view: ``x`` (T-1, 3, 36, 36), ``y`` (T-1,), task letter, and whether
+        the clip is easy (curriculum).
+    """
     n = cfg.val_clips if val else cfg.clips
     jobs = [
-        (i, cfg.seed, cfg.seconds, cfg.fps, cfg.render_size, val, cfg.crops_per_clip)
+        (i, cfg.seed, cfg.seconds, cfg.fps, cfg.render_size, val, cfg.crops_per_clip, cfg.pulse_amplitude)
         for i in range(n)
     ]
-    xs, ys, ids, tasks = [], [], [], []
+    xs, ys, tasks, easy = [], [], [], []
     ctx = mp.get_context("spawn")
     with ctx.Pool(cfg.workers) as pool:
-        for index, task, views in pool.imap_unordered(_render_job, jobs):
-            for v, (x, y) in enumerate(views):
+        for _index, task, is_easy, views in pool.imap_unordered(_render_job, jobs):
+            for x, y in views:
                 xs.append(x)
                 ys.append(y)
-                ids.append(np.full(len(y), index * 16 + v))
                 tasks.append(task)
+                easy.append(is_easy)
             if progress is not None:
                 progress.update(1)
-    return xs, ys, ids, tasks
+    return xs, ys, tasks, easy
 
 
 def bandpassed_correlation(
@@ -265,12 +287,12 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     torch.manual_seed(cfg.seed)
     t0 = time.time()
     with tqdm(total=cfg.clips + cfg.val_clips, desc="rendering clips", unit="clip") as bar:
-        xs, ys, ids, tasks = build_dataset(cfg, val=False, progress=bar)
-        vxs, vys, _, vtasks = build_dataset(cfg, val=True, progress=bar)
+        xs, ys, tasks, easy_clip = build_dataset(cfg, val=False, progress=bar)
+        vxs, vys, vtasks, _ = build_dataset(cfg, val=True, progress=bar)
     t_data = time.time() - t0
     x_all = np.concatenate(xs)
     y_all = np.concatenate(ys)
-    task_all = np.concatenate([np.full(len(y), t) for y, t in zip(ys, tasks)])
+    easy_all = np.concatenate([np.full(len(y), e) for y, e in zip(ys, easy_clip)])
     x_std = float(x_all.std())
     log(
         f"data: {len(x_all)} training pairs, {sum(map(len, vys))} validation pairs, "
@@ -280,7 +302,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x_t = torch.from_numpy(x_all)
     y_t = torch.from_numpy(y_all)
-    easy = torch.from_numpy(np.isin(task_all, ["A", "B"]))
+    easy = torch.from_numpy(easy_all)
     steps_per_epoch = math.ceil(len(x_all) / cfg.batch)
     total = steps_per_epoch * cfg.epochs
 
