@@ -153,7 +153,9 @@ def test_lost_camera_reconnects_then_ends_cleanly():
     src = FlakyCamera(5)
     src.open()
     ring = RingBuffer(10, "live")
-    cap = CaptureThread(src, ring, threading.Event(), pace=False, reconnect_attempts=3, reconnect_wait_s=0.01)
+    cap = CaptureThread(
+        src, ring, threading.Event(), pace=False, reconnect_attempts=3, reconnect_wait_s=0.01
+    )
     cap.start()
     cap.join(2.0)
     assert not cap.is_alive() and cap.error is None
@@ -325,7 +327,9 @@ def test_headless_file_run_equals_magnify_file_causal(tmp_path):
     # the frames the pipeline made, before encoding: the Magnifier's own
     for a, b in zip(live.frames_out, ref):
         assert np.abs(a.image.astype(int) - b.image).max() <= 1
-    assert max(np.abs(r.image.astype(int) - d).max() for r, d in zip(ref, decoded)) >= 3  # not a no-op
+    assert (
+        max(np.abs(r.image.astype(int) - d).max() for r, d in zip(ref, decoded)) >= 3
+    )  # not a no-op
     # the files: the same frames through the same encoder
     a, _ = read_video(tmp_path / "live.mp4")
     b, _ = read_video(tmp_path / "file.mp4")
@@ -380,7 +384,9 @@ def test_no_display_gives_a_clear_error(monkeypatch):
 def test_window_under_xvfb_shows_both_panes_and_rate(tmp_path):
     """Open the real window on a virtual display and take a screenshot of the X root."""
     shot = tmp_path / "screen.png"
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", QT_LOGGING_RULES="*.debug=false")
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", QT_LOGGING_RULES="*.debug=false"
+    )
     cmd = [
         "xvfb-run", "-a", "-s", "-screen 0 1280x720x24",
         sys.executable, "-m", "rtmag.live.screenshot", str(shot), "--seconds", "4",
@@ -396,3 +402,76 @@ def test_window_under_xvfb_shows_both_panes_and_rate(tmp_path):
     score = cv2.minMaxLoc(cv2.matchTemplate(screen, canvas, cv2.TM_CCOEFF_NORMED))[1]
     assert score > 0.99, score
     assert "both panes" in proc.stdout and "HR" in proc.stdout
+
+
+def test_ctrl_c_finalises_the_headless_file(tmp_path):
+    import signal
+
+    from rtmag.live.record import run_headless
+    from rtmag.video import read_video
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("Ctrl-C handling needs the main thread")
+    src = IteratorSource(endless_frames(), fps=30.0, live=True)
+    src.open()
+    timer = threading.Timer(0.8, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        res = run_headless(LivePipeline(src, make_magnifier()), tmp_path / "o.mp4")
+    finally:
+        timer.cancel()
+    assert res.interrupted and res.frames > 0
+    frames, _ = read_video(tmp_path / "o.mp4")
+    assert len(frames) == res.frames  # a complete, readable file
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@pytest.fixture
+def weight_file(tmp_path):
+    from rtmag.nets import save_weights
+
+    return str(save_weights(tmp_path / "random.pt", frozen_net(), {"note": "random init, tests"}))
+
+
+def test_webcam_command_headless_on_a_file(tmp_path, weight_file, capsys):
+    from rtmag.cli import main
+    from rtmag.video import probe, write_video
+
+    write_video(tmp_path / "in.mp4", synthetic_frames(30), 30)
+    out = tmp_path / "out.mp4"
+    argv = ["webcam", "--source", str(tmp_path / "in.mp4"), "--headless", "--out", str(out)]
+    argv += ["--weights", weight_file, "--no-pace"]
+    assert main(argv) == 0
+    assert probe(out).frames == 30
+    assert "wrote" in capsys.readouterr().out
+    assert main(argv) == 2  # exists, no --force
+    assert "--force" in capsys.readouterr().err
+
+
+def test_commands_say_what_is_missing(tmp_path, weight_file, capsys, monkeypatch):
+    from rtmag.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["webcam", "--weights", weight_file]) == 2
+    assert "--headless" in capsys.readouterr().err
+    assert main(["webcam", "--source", "96", "--headless", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "no camera could be opened" in capsys.readouterr().err
+    assert main(["demo", "--weights", str(tmp_path / "none.pt")]) == 2
+    assert "none.pt" in capsys.readouterr().err
+
+
+def test_demo_without_display_writes_a_clip(tmp_path, weight_file, capsys, monkeypatch):
+    from rtmag.cli import main
+    from rtmag.video import probe
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--weights", weight_file, "--duration", "1", "--size", "64x48"]) == 0
+    out = capsys.readouterr().out
+    assert "no display found" in out and str(tmp_path / "rtmag-demo.mp4") in out
+    assert probe(tmp_path / "rtmag-demo.mp4").frames == 30

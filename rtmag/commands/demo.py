@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import sys
 
 from rtmag.commands.common import parse_size, quiet_threads
 from rtmag.commands.magnify import add_magnifier_arguments, magnifier_config
@@ -22,18 +21,30 @@ HEADLESS_SECONDS = 10.0
 def add_arguments(p) -> None:
     add_magnifier_arguments(p)
     add_live_arguments(p)
-    p.add_argument("--size", type=parse_size, default=(320, 240), help="frame size WxH (default 320x240)")
+    p.add_argument(
+        "--size", type=parse_size, default=(320, 240), help="frame size WxH (default 320x240)"
+    )
     p.add_argument("--heart-rate", type=float, default=72.0, help="the person's heart rate in bpm")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic person")
     p.set_defaults(no_pace=False)
 
 
-def synthetic_source(size, heart_rate: float, seed: int, seconds: float, fps: float = 30.0, live: bool = True):
+def synthetic_source(
+    size, heart_rate: float, seed: int, seconds: float, fps: float = 30.0, live: bool = True
+):
     """The demo's source: a person rendered frame by frame (task D, patterned background)."""
     from rtmag.live.capture import IteratorSource
     from rtmag.synth import SynthConfig, iter_render
 
-    cfg = SynthConfig(task="D", seconds=seconds, fps=fps, size=tuple(size), seed=seed, heart_rate_bpm=heart_rate, pulse_amplitude=0.006)
+    cfg = SynthConfig(
+        task="D",
+        seconds=seconds,
+        fps=fps,
+        size=tuple(size),
+        seed=seed,
+        heart_rate_bpm=heart_rate,
+        pulse_amplitude=0.006,
+    )
 
     def frames():
         for frame, _ideal, _truth in iter_render(cfg):
@@ -53,7 +64,9 @@ def run(args) -> int:
     headless = args.headless or not display_available()
     if headless:
         if not args.headless:
-            print("no display found (DISPLAY/WAYLAND_DISPLAY unset): writing a clip instead of opening a window")
+            print(
+                "no display found (DISPLAY/WAYLAND_DISPLAY unset): writing a clip instead of opening a window"
+            )
         if args.out is None:  # the demo's own file is replaced on every run
             args.out, args.force = DEFAULT_OUT, True
         elif pathlib.Path(args.out).exists() and not args.force:
@@ -73,5 +86,7 @@ def run(args) -> int:
         raise
     code = run_live(args, source, magnifier)
     if headless:
-        print(f"demo clip: {os.path.abspath(args.out)} (magnified frames; open it with any video player)")
+        print(
+            f"demo clip: {os.path.abspath(args.out)} (magnified frames; open it with any video player)"
+        )
     return code

@@ -14,16 +14,24 @@ def add_live_arguments(p) -> None:
     """Options of the live pipeline shared by ``webcam`` and ``demo``."""
     p.add_argument("--headless", action="store_true", help="no window: write --out instead")
     p.add_argument("--out", default=None, metavar="FILE.mp4", help="output video of --headless")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds of stream")
-    p.add_argument("--align", action="store_true", help="delay frames by the filter's group delay (phase-true)")
-    p.add_argument("--ring", type=int, default=None, help="capture ring size in frames (live 8, file 16)")
+    p.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S seconds of stream"
+    )
+    p.add_argument(
+        "--align", action="store_true", help="delay frames by the filter's group delay (phase-true)"
+    )
+    p.add_argument(
+        "--ring", type=int, default=None, help="capture ring size in frames (live 8, file 16)"
+    )
     p.add_argument(
         "--threads",
         type=int,
         default=None,
         help="torch threads for the ascent (default 1: the capture and display threads need the other core)",
     )
-    p.add_argument("--snapshots", default=".", metavar="DIR", help="folder for s/r snapshots and recordings")
+    p.add_argument(
+        "--snapshots", default=".", metavar="DIR", help="folder for s/r snapshots and recordings"
+    )
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
@@ -53,16 +61,21 @@ def run_live(args, source, magnifier) -> int:
         max_frames=None,
     )
     if magnifier.delay_frames:
-        print(f"aligned: frames shown {magnifier.latency_s * 1000:.0f} ms late (the filter's group delay)")
+        print(
+            f"aligned: frames shown {magnifier.latency_s * 1000:.0f} ms late (the filter's group delay)"
+        )
     if args.headless:
         res = run_headless(pipeline, args.out, duration_s=args.duration, overwrite=args.force)
         hr = res.heart_rate_bpm
         hr_text = "unknown" if hr is None else f"{hr:.1f} bpm"
         lat = sorted(res.latencies_s)
-        med = lat[len(lat) // 2] * 1000 if lat else float("nan")
+        # a file read without pacing queues behind the processing: no latency to speak of
+        latency = (
+            f", median latency {lat[len(lat) // 2] * 1000:.0f} ms" if lat and source.live else ""
+        )
         print(
             f"wrote {res.output}: {res.frames} frames in {res.seconds:.1f} s, "
-            f"{res.dropped} dropped, median latency {med:.0f} ms"
+            f"{res.dropped} dropped{latency}"
         )
         print(f"heart rate: {hr_text} (confidence {res.heart_rate_confidence:.2f})")
         if res.interrupted:
@@ -89,13 +102,12 @@ def run(args) -> int:
             raise UserError("--headless needs --out FILE.mp4 (where to write the magnified video)")
         if pathlib.Path(args.out).exists() and not args.force:
             raise UserError(f"{args.out} exists; pass --force to overwrite it")
-        src_is_camera = str(args.source).isdigit() or "://" in str(args.source)
-        if src_is_camera and args.duration is None:
-            print("note: no --duration; press Ctrl-C to stop (the file is finalised)", file=sys.stderr)
     else:
         require_display()
         os.makedirs(args.snapshots, exist_ok=True)
     source = open_source(args.source)
+    if args.headless and source.live and args.duration is None:
+        print("note: no --duration; press Ctrl-C to stop (the file is finalised)", file=sys.stderr)
     try:
         magnifier = Magnifier(magnifier_config(args, fps=source.fps))
     except BaseException:

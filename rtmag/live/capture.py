@@ -124,7 +124,15 @@ class CameraSource(Source):
     def _open_capture(self):
         import cv2
 
-        cap = cv2.VideoCapture(self.spec)
+        get_level = getattr(getattr(cv2, "utils", None), "logging", None)
+        level = get_level.getLogLevel() if get_level else None
+        if get_level:  # a failed probe logs backend noise; our error says what happened
+            get_level.setLogLevel(get_level.LOG_LEVEL_SILENT)
+        try:
+            cap = cv2.VideoCapture(self.spec)
+        finally:
+            if get_level:
+                get_level.setLogLevel(level)
         if not cap.isOpened():
             cap.release()
             return None
@@ -272,7 +280,9 @@ def open_source(spec, fps: float | None = None) -> Source:
     elif os.path.exists(os.fspath(spec)):
         src = FileSource(spec)
     else:
-        raise UserError(f"--source {spec!r} is not a camera index, a URL or an existing file. {SOURCE_HELP}")
+        raise UserError(
+            f"--source {spec!r} is not a camera index, a URL or an existing file. {SOURCE_HELP}"
+        )
     src.open()
     return src
 
@@ -329,7 +339,7 @@ class CaptureThread(threading.Thread):
         item = self.source.read()
         if item is not None or not self.source.live:
             return item
-        for attempt in range(1, self.reconnect_attempts + 1):
+        for _ in range(self.reconnect_attempts):
             if self.stop_event.wait(self.reconnect_wait_s):
                 return None
             if self.source.reopen():
@@ -388,7 +398,9 @@ class CaptureThread(threading.Thread):
                 if delay > 0 and self.stop_event.wait(delay):
                     return
                 now = time.perf_counter()
-            frame = CapturedFrame(image=np.ascontiguousarray(rgb), index=index, time_s=float(t), pts=pts, wall=now)
+            frame = CapturedFrame(
+                image=np.ascontiguousarray(rgb), index=index, time_s=float(t), pts=pts, wall=now
+            )
             while not self.ring.put(frame, timeout=0.1):
                 if self.stop_event.is_set() or self.ring.closed:
                     return

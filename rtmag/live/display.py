@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -103,7 +104,9 @@ def status_text(item, state: DisplayState) -> str:
     )
 
 
-def compose(item, state: DisplayState, pane_height: int = 360, strip_height: int = 80) -> np.ndarray:
+def compose(
+    item, state: DisplayState, pane_height: int = 360, strip_height: int = 80
+) -> np.ndarray:
     """The window's picture (BGR uint8) for one :class:`~rtmag.live.pipeline.LiveFrame`."""
     import cv2
 
@@ -130,9 +133,25 @@ def compose(item, state: DisplayState, pane_height: int = 360, strip_height: int
         x = np.linspace(0, width - 1, state.signal.maxlen)[-len(sig) :]
         pts = np.stack([x, y], axis=1).round().astype(np.int32)
         cv2.polylines(strip, [pts], False, (80, 220, 80), 1, cv2.LINE_AA)
-    cv2.putText(strip, "pulse signal", (6, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (160, 160, 160), 1, cv2.LINE_AA)
+    cv2.putText(
+        strip,
+        "pulse signal",
+        (6, 14),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (160, 160, 160),
+        1,
+        cv2.LINE_AA,
+    )
     bar = np.full((30, width, 3), 0, np.uint8)
-    cv2.putText(bar, status_text(item, state), (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    text = status_text(item, state)
+    scale = 0.5
+    tw = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    if tw > width - 12:  # shrink to fit a narrow window
+        scale *= (width - 12) / tw
+    cv2.putText(
+        bar, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )
     extra = []
     if state.paused:
         extra.append("PAUSED")
@@ -141,8 +160,26 @@ def compose(item, state: DisplayState, pane_height: int = 360, strip_height: int
     if state.message and time.monotonic() < state.message_until:
         extra.append(state.message)
     if extra:
-        cv2.putText(top, " | ".join(extra), (8, top.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(top, " | ".join(extra), (8, top.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            top,
+            " | ".join(extra),
+            (8, top.shape[0] - 12),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.55,
+            (0, 0, 0),
+            3,
+            cv2.LINE_AA,
+        )
+        cv2.putText(
+            top,
+            " | ".join(extra),
+            (8, top.shape[0] - 12),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.55,
+            (0, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return np.concatenate([top, strip, bar], axis=0)
 
 
@@ -162,7 +199,13 @@ class LiveWindow:
         latencies_s: capture-to-display latency of every frame shown.
     """
 
-    def __init__(self, out_dir: str = ".", pane_height: int = 360, max_seconds: float | None = None, on_canvas=None):
+    def __init__(
+        self,
+        out_dir: str = ".",
+        pane_height: int = 360,
+        max_seconds: float | None = None,
+        on_canvas=None,
+    ):
         self.out_dir = out_dir
         self.pane_height = pane_height
         self.max_seconds = max_seconds
@@ -249,13 +292,17 @@ class LiveWindow:
         ends. Ctrl-C ends it cleanly too. A recording in progress is finalised."""
         import cv2
 
+        from rtmag.live.record import catch_sigint
+
         require_display()
         t_start = time.monotonic()
+        interrupted = threading.Event()
+        restore = catch_sigint(interrupted)
         cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         try:
             if not pipeline._started:
                 pipeline.start()
-            while True:
+            while not interrupted.is_set():
                 if self.max_seconds is not None and time.monotonic() - t_start > self.max_seconds:
                     break
                 if not self.state.paused:
@@ -276,6 +323,7 @@ class LiveWindow:
         except KeyboardInterrupt:
             pass
         finally:
+            restore()
             pipeline.stop()
             self.finish_recording()
             cv2.destroyWindow(WINDOW)

@@ -113,7 +113,9 @@ class LivePipeline:
             reconnect_attempts=reconnect_attempts,
             max_frames=max_frames,
         )
-        self.processor = threading.Thread(target=self._process_main, name="rtmag-process", daemon=True)
+        self.processor = threading.Thread(
+            target=self._process_main, name="rtmag-process", daemon=True
+        )
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._factor: float | None = None

@@ -9,6 +9,8 @@ Recorder, and finalises the file on Ctrl-C.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -72,6 +74,22 @@ class Recorder:
         return list(self.writer.notes)
 
 
+def catch_sigint(flag: threading.Event):
+    """On the main thread, turn Ctrl-C into ``flag`` (so it never lands inside an
+    encoder call); returns the function that restores the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if flag.is_set():  # a second Ctrl-C: the old behaviour
+            raise KeyboardInterrupt
+        flag.set()
+
+    signal.signal(signal.SIGINT, handler)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class HeadlessResult:
     """What :func:`run_headless` did."""
@@ -119,12 +137,14 @@ def run_headless(
     kept = []
     last_vitals = {"heart_rate_bpm": None, "heart_rate_confidence": 0.0}
     ok = False
+    stop_requested = threading.Event()
+    restore = catch_sigint(stop_requested)
     try:
         if not pipeline._started:
             pipeline.start()
         rec = Recorder(out_path, source, overwrite=overwrite, keep_timestamps=True)
         t0 = None
-        while True:
+        while not stop_requested.is_set():
             item = pipeline.get(timeout=0.5)
             if item is None:
                 break
@@ -145,6 +165,8 @@ def run_headless(
         interrupted = True
         ok = True
     finally:
+        restore()
+        interrupted = interrupted or stop_requested.is_set()
         pipeline.stop()
         if rec is not None:
             if ok and rec.frames:

@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None)
     p.add_argument("--size", default="320x240")
     p.add_argument("--magnification", type=float, default=20.0)
+    p.add_argument("--crop", action="store_true", help="crop the screenshot to the window")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import cv2
@@ -40,7 +41,9 @@ def main(argv=None) -> int:
     w, h = (int(v) for v in args.size.split("x"))
     src = synthetic_source((w, h), 72.0, 7, 60.0)
     if args.weights:
-        mag = Magnifier(MagnifierConfig(magnification=args.magnification, weights=args.weights, engine="auto"))
+        mag = Magnifier(
+            MagnifierConfig(magnification=args.magnification, weights=args.weights, engine="auto")
+        )
     else:
         torch.manual_seed(0)
         net = rtmag.nets.PulseNet().eval()
@@ -49,15 +52,20 @@ def main(argv=None) -> int:
         mag = Magnifier(MagnifierConfig(gamma=0.5, engine="auto"), net=net)
     t0 = time.monotonic()
     grabbed = {}
-    window = LiveWindow(pane_height=h)
+    window = LiveWindow()
 
     def on_canvas(canvas):
         if grabbed or time.monotonic() - t0 < args.seconds:
             return
         for _ in range(5):
             cv2.waitKey(20)  # let the window paint this very picture
-        screen = np.asarray(ImageGrab.grab(xdisplay=os.environ.get("DISPLAY")))
-        cv2.imwrite(args.out, cv2.cvtColor(screen, cv2.COLOR_RGB2BGR))
+        screen = cv2.cvtColor(
+            np.asarray(ImageGrab.grab(xdisplay=os.environ.get("DISPLAY"))), cv2.COLOR_RGB2BGR
+        )
+        if args.crop:  # the screen's pixels where the window is
+            x, y = cv2.minMaxLoc(cv2.matchTemplate(screen, canvas, cv2.TM_CCOEFF_NORMED))[3]
+            screen = screen[y : y + canvas.shape[0], x : x + canvas.shape[1]]
+        cv2.imwrite(args.out, screen)
         stem, ext = os.path.splitext(args.out)
         cv2.imwrite(stem + ".canvas" + ext, canvas)
         grabbed["status"] = window.state
@@ -71,7 +79,9 @@ def main(argv=None) -> int:
         return 1
     from rtmag.live.display import status_text
 
-    print(f"window: {window.state.view} -> both panes (original, magnified), {window.shown} frames shown")
+    print(
+        f"window: {window.state.view} -> both panes (original, magnified), {window.shown} frames shown"
+    )
     print(status_text(window._item, window.state))
     return 0
 
