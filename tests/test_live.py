@@ -475,3 +475,40 @@ def test_demo_without_display_writes_a_clip(tmp_path, weight_file, capsys, monke
     out = capsys.readouterr().out
     assert "no display found" in out and str(tmp_path / "rtmag-demo.mp4") in out
     assert probe(tmp_path / "rtmag-demo.mp4").frames == 30
+
+
+def test_window_keys_without_a_window(tmp_path):
+    """The keys act on the pipeline and the window state; s and r write files."""
+    import cv2
+
+    from rtmag.live.display import LiveWindow, compose
+    from rtmag.video import read_video
+
+    src = IteratorSource(endless_frames(40), fps=30.0, live=False)
+    src.open()
+    pipe = LivePipeline(src, make_magnifier(gamma=None, magnification=10.0), pace=False)
+    with pipe:
+        items = [i for i in iter(lambda: pipe.get(timeout=5.0), None) if i]
+    win = LiveWindow(out_dir=str(tmp_path), pane_height=48)
+    win._new_item(items[0])
+    win.canvas = compose(items[0], win.state, 48)
+    key = ord
+    assert win.handle_key(key("v"), pipe) and win.state.view == "magnified"
+    assert win.handle_key(key("m"), pipe) and "only pulse" in win.state.message
+    win.handle_key(key("+"), pipe)
+    pipe._apply_controls()
+    assert pipe.magnifier.config.magnification == pytest.approx(10 * 2**0.5)
+    win.handle_key(key("-"), pipe)
+    pipe._apply_controls()
+    assert pipe.magnifier.config.magnification == pytest.approx(10.0)
+    assert win.handle_key(key(" "), pipe) and win.state.paused
+    assert win.handle_key(-1, pipe)
+    win.handle_key(key("s"), pipe)
+    assert cv2.imread(win.snapshots[0]) is not None
+    win.handle_key(key("r"), pipe)
+    for it in items[1:11]:
+        win._new_item(it)
+    path = win.finish_recording()
+    frames, _ = read_video(path)
+    assert len(frames) == 10 and frames.shape[1:] == items[0].frame.image.shape  # no overlays
+    assert not win.handle_key(key("q"), pipe)

@@ -395,7 +395,9 @@ class CaptureThread(threading.Thread):
                 if t0_media is None:
                     t0_media = t
                 delay = wall0 + (t - t0_media) - time.perf_counter()
-                if delay > 0 and self.stop_event.wait(delay):
+                if delay < -0.25:  # held up (pause, back-pressure): resume at real speed
+                    wall0 -= delay
+                elif delay > 0 and self.stop_event.wait(delay):
                     return
                 now = time.perf_counter()
             frame = CapturedFrame(
