@@ -243,7 +243,6 @@ def test_live_pipeline_drops_when_behind_and_never_exceeds_the_ring():
     src.open()
     slow = SlowMag()
     pipe = LivePipeline(src, slow, pace=False, ring_size=4, max_batch=3)
-    pipe.magnifier = slow
     pipe.start()
     n = 0
     while (item := pipe.get(timeout=2.0)) is not None:

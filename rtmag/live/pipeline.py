@@ -97,7 +97,8 @@ class LivePipeline:
     ):
         self.source = source
         self._magnifier_arg = magnifier
-        self.magnifier: Magnifier | None = magnifier if isinstance(magnifier, Magnifier) else None
+        is_factory = callable(magnifier) and not hasattr(magnifier, "push_many")
+        self.magnifier: Magnifier | None = None if is_factory else magnifier
         policy = "live" if source.live else "file"
         self.ring = RingBuffer(ring_size or (8 if source.live else 16), policy)
         self.out = RingBuffer(out_size or (4 if source.live else 16), policy)
