@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import collections
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,6 +33,8 @@ import torch
 from rtmag.errors import FrameError, UserError
 
 MODES = ("pulse",)
+REGIONS = ("frame", "face")
+SIZE = 36  # side of the low-resolution representation (the paper's L)
 DEFAULT_BANDS = {"pulse": (0.7, 2.5), "respiration": (0.16, 0.5)}
 
 
@@ -57,6 +59,11 @@ class MagnifierConfig:
         max_batch: the most frame pairs given to the ascent at once.
         rate_window_s: length of the window for the heart-rate estimate in seconds.
         scale_halflife_s: half-life in seconds of the running estimate s(t).
+        region: ``"frame"``: the representation is the whole frame, as the paper;
+            ``"face"``: a tracked square box around the face (``rtmag.region``), the
+            magnification pasted back with a feathered edge (whole frame while no face
+            is found).
+        device: torch device of the ascent.
     """
 
     mode: str = "pulse"
@@ -71,6 +78,7 @@ class MagnifierConfig:
     max_batch: int = 32
     rate_window_s: float = 10.0
     scale_halflife_s: float = 2.0
+    region: str = "frame"
     device: str = "cpu"
 
     def __post_init__(self):
@@ -96,6 +104,8 @@ class MagnifierConfig:
             raise UserError(f"n_iter (N) must be between 2 and 200 (got {self.n_iter})")
         if self.gamma is not None and not (self.gamma >= 0 and math.isfinite(self.gamma)):
             raise UserError(f"gamma must be a non-negative number (got {self.gamma})")
+        if self.region not in REGIONS:
+            raise UserError(f"unknown region {self.region!r}; choose one of {', '.join(REGIONS)}")
         if not 1 <= self.max_batch <= 4096:
             raise UserError(f"max_batch must be between 1 and 4096 (got {self.max_batch})")
 
@@ -112,6 +122,8 @@ class MagnifiedFrame:
         signal: the network's reading y (pulse derivative, network units) on the pair
             ending at this frame; NaN for the first frame of the stream.
         gamma: the step size used for that pair.
+        box: the face box the magnification came from (``region="face"``), or None
+            for the whole frame.
     """
 
     image: np.ndarray
@@ -120,7 +132,7 @@ class MagnifiedFrame:
     time_s: float
     signal: float
     gamma: float = 0.0
-    extra: dict = field(default_factory=dict)
+    box: object = None
 
 
 def check_frame(frame, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -235,15 +247,19 @@ class PairAnalyser:
             of a stream), ``y`` ``(P,)`` the network's reading of each pair, ``gamma``
             ``(P,)`` the step sizes used.
         """
-        from rtmag.representations.colour import normalized_difference
-
         lowres = np.asarray(lowres, dtype=np.float32)
         seq = lowres if self.prev is None else np.concatenate([self.prev[None], lowres])
         self.prev = lowres[-1].copy()
-        if seq.shape[0] < 2:
-            empty = np.zeros((0,) + lowres.shape[1:])
-            return empty, np.zeros(0), np.zeros(0)
-        x = normalized_difference(seq[:-1], seq[1:])  # (P, 36, 36, 3)
+        return self.pairs(seq[:-1], seq[1:])
+
+    def pairs(self, c0: np.ndarray, c1: np.ndarray):
+        """Analyse explicit frame pairs ``(P, 36, 36, 3)`` (C(t), C(t+1)), in stream
+        order; returns ``(dx, y, gamma)`` as :meth:`__call__`."""
+        from rtmag.representations.colour import normalized_difference
+
+        if len(c0) == 0:
+            return np.zeros((0, SIZE, SIZE, 3)), np.zeros(0), np.zeros(0)
+        x = normalized_difference(np.asarray(c0, np.float32), np.asarray(c1, np.float32))
         x1 = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         gamma = self.gammas(x1)
         delta = self.engine(x1, torch.from_numpy(gamma).float())
@@ -311,6 +327,12 @@ class Magnifier:
         self.delay_frames = int(round(self.group_delay_s * config.fps)) if config.align else 0
         self.rates = RateTracker(window_s=config.rate_window_s, fs=config.fps, band=config.band)
         self._pending: collections.deque = collections.deque()
+        self._prev_frame: np.ndarray | None = None
+        self.tracker = None
+        if config.region == "face":
+            from rtmag.region import FaceTracker
+
+            self.tracker = FaceTracker()
         self._shape: tuple[int, int] | None = None
         self._index = 0
         self._last_t: float | None = None
@@ -324,6 +346,9 @@ class Magnifier:
         """Start a new stream (new camera, scene cut); keeps network and settings."""
         self.analyser.reset()
         self.integrator.reset()
+        self._prev_frame = None
+        if self.tracker is not None:
+            self.tracker.reset()
         self._pending.clear()
         self._shape = None
         self._index = 0
@@ -355,8 +380,6 @@ class Magnifier:
             FrameError: a frame of the wrong type, shape or size, or a timestamp that
                 does not increase. Nothing of the batch is consumed then.
         """
-        from rtmag.representations.colour import apply_log_gain, downsample
-
         checked = []
         for f in frames:
             f = check_frame(f, self._shape)
@@ -382,13 +405,11 @@ class Magnifier:
         out: list[MagnifiedFrame] = []
         cap = self.config.max_batch
         for start in range(0, n, cap):
-            chunk = checked[start : start + cap]
+            batch = np.stack(checked[start : start + cap])
             tchunk = times[start : start + cap]
-            batch = np.stack(chunk)
-            lowres = downsample(batch)
-            dx, y, gamma = self.analyser(lowres)
+            dx, y, gamma, boxes = self.analyse(batch, tchunk)
             first = batch.shape[0] - dx.shape[0]  # 1 at the start of a stream
-            o = np.zeros((batch.shape[0],) + lowres.shape[1:])
+            o = np.zeros((batch.shape[0], SIZE, SIZE, 3))
             if dx.shape[0]:
                 o[first:] = self.integrator(dx)
             y_full = np.concatenate([np.full(first, np.nan), y])
@@ -396,36 +417,98 @@ class Magnifier:
             for i in range(batch.shape[0]):
                 if np.isfinite(y_full[i]):
                     self.rates.push(float(y_full[i]), tchunk[i])
-                self._pending.append((batch[i], o[i], self._index, tchunk[i], y_full[i], g_full[i]))
+                self._pending.append(
+                    (batch[i], o[i], boxes[i], self._index, tchunk[i], y_full[i], g_full[i])
+                )
                 self._index += 1
-            out.extend(self._emit(apply_log_gain, final=False))
+            out.extend(self._emit(final=False))
             self._last_t = tchunk[-1]
         return out
 
-    def _emit(self, apply_log_gain, final: bool) -> list[MagnifiedFrame]:
+    def analyse(self, frames: np.ndarray, times) -> tuple:
+        """Run the ascent on the pairs that end at ``frames`` (stream order).
+
+        Args:
+            frames: ``(B, H, W, 3)`` uint8, already checked.
+            times: their timestamps in seconds.
+
+        Returns:
+            ``(dx, y, gamma, boxes)``: ``dx`` ``(P, 36, 36, 3)`` the changes X_N - X_1
+            of the ``P`` pairs (``P = B``, or ``B - 1`` at the start of a stream),
+            ``y`` and ``gamma`` ``(P,)``, and ``boxes`` (one per frame: the face box
+            the representation came from, or None for the whole frame).
+        """
+        from rtmag.representations.colour import downsample
+
+        if self.tracker is None:
+            dx, y, gamma = self.analyser(downsample(frames))
+            return dx, y, gamma, [None] * len(frames)
+        from rtmag.region import crop_resize
+
+        c0, c1, boxes = [], [], []
+        for f, t in zip(frames, times):
+            box = self.tracker.update(f, t)
+            if self._prev_frame is not None:
+                if box is None:  # no face: the whole frame, as the paper
+                    c0.append(downsample(self._prev_frame))
+                    c1.append(downsample(f))
+                else:
+                    c0.append(crop_resize(self._prev_frame, box))
+                    c1.append(crop_resize(f, box))
+            boxes.append(box)
+            self._prev_frame = f
+        dx, y, gamma = self.analyser.pairs(np.asarray(c0), np.asarray(c1))
+        return dx, y, gamma, boxes
+
+    def render(self, frames: np.ndarray, log_gains: np.ndarray, boxes) -> np.ndarray:
+        """Magnified frames: ``frames`` ``(B, H, W, 3)`` uint8 times ``exp`` of the log
+        gains ``(B, 36, 36, 3)`` upsampled to the whole frame, or into each frame's
+        face box with a feathered edge."""
+        from rtmag.representations.colour import apply_log_gain
+
+        if all(b is None for b in boxes):
+            return apply_log_gain(frames, log_gains)
+        from rtmag.region import paste_log_gain
+
+        h, w = frames.shape[1:3]
+        out = np.empty_like(frames)
+        for i, (f, o, b) in enumerate(zip(frames, log_gains, boxes)):
+            if b is None:
+                out[i] = apply_log_gain(f, o)
+            else:
+                out[i] = apply_log_gain(f, paste_log_gain(o.astype(np.float32), b, h, w))
+        return out
+
+    def _emit(self, final: bool) -> list[MagnifiedFrame]:
         """Pair each pending frame with the gain ``delay_frames`` later and emit it."""
         d = self.delay_frames
         ready = []
         while len(self._pending) > d or (final and self._pending):
-            frame, _, index, t, y, g = self._pending[0]
+            frame, _, box, index, t, y, g = self._pending[0]
             if len(self._pending) > d:
                 gain = self._pending[d][1]
             else:  # end of stream: the last frames keep the newest gain there is
                 gain = self._pending[-1][1]
             self._pending.popleft()
-            ready.append((frame, gain, index, t, y, g))
+            ready.append((frame, gain, box, index, t, y, g))
         if not ready:
             return []
-        images = apply_log_gain(np.stack([r[0] for r in ready]), np.stack([r[1] for r in ready]))
+        images = self.render(
+            np.stack([r[0] for r in ready]), np.stack([r[1] for r in ready]), [r[2] for r in ready]
+        )
         return [
             MagnifiedFrame(
-                image=img, original=r[0], index=r[2], time_s=r[3], signal=r[4], gamma=r[5]
+                image=img,
+                original=r[0],
+                index=r[3],
+                time_s=r[4],
+                signal=r[5],
+                gamma=r[6],
+                box=r[2],
             )
             for img, r in zip(images, ready)
         ]
 
     def flush(self) -> list[MagnifiedFrame]:
         """Emit the frames still held back by the alignment delay (end of stream)."""
-        from rtmag.representations.colour import apply_log_gain
-
-        return self._emit(apply_log_gain, final=True)
+        return self._emit(final=True)

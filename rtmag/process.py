@@ -188,19 +188,19 @@ def _offline(mag, src, writer, signal, times, progress) -> int:
     from rtmag.filters import design_bandpass, min_zero_phase_length
     from rtmag.representations.colour import (
         LogGainIntegrator,
-        apply_log_gain,
-        downsample,
         offline_log_gain,
     )
     from rtmag.video import VideoReader
 
     cfg = mag.config
-    dxs = []
+    dxs, boxes = [], []
     n = 0
     with VideoReader(src) as reader:
         for batch in _batches(reader, cfg.max_batch):
-            dx, y, _ = mag.analyser(downsample(np.stack([fr.image for fr in batch])))
+            images = np.stack([fr.image for fr in batch])
+            dx, y, _, b = mag.analyse(images, [fr.time_s for fr in batch])
             dxs.append(dx)
+            boxes.extend(b)
             first = len(batch) - len(y)
             signal.extend(y.tolist())
             times.extend(fr.time_s for fr in batch[first:])
@@ -224,7 +224,9 @@ def _offline(mag, src, writer, signal, times, progress) -> int:
             idx = [fr.index for fr in batch]
             if idx[-1] >= len(gain):
                 raise VideoError(f"{src}: the second decode gave more frames than the first")
-            images = apply_log_gain(np.stack([fr.image for fr in batch]), gain[idx])
+            images = mag.render(
+                np.stack([fr.image for fr in batch]), gain[idx], [boxes[i] for i in idx]
+            )
             for fr, img in zip(batch, images):
                 writer.write(img, pts=fr.pts)
             if progress:
@@ -238,7 +240,7 @@ def magnify_frames(
     """Magnify a clip held in memory, ``(T, H, W, 3)`` uint8 -> same, plus the network's
     reading ``(T - 1,)``. The same computation as :func:`magnify_file` without files."""
     from rtmag.filters import design_bandpass
-    from rtmag.representations.colour import apply_log_gain, downsample, offline_log_gain
+    from rtmag.representations.colour import offline_log_gain
 
     cfg = magnifier.config
     if causal:
@@ -248,15 +250,16 @@ def magnify_frames(
         outs += magnifier.flush()
         sig = np.array([o.signal for o in outs[1:]]) if len(outs) > 1 else np.zeros(0)
         return np.stack([o.image for o in outs]), sig
-    dxs, ys = [], []
+    dxs, ys, boxes = [], [], []
     for i in range(0, len(frames), cfg.max_batch):
-        dx, y, _ = magnifier.analyser(downsample(frames[i : i + cfg.max_batch]))
+        chunk = frames[i : i + cfg.max_batch]
+        dx, y, _, b = magnifier.analyse(chunk, np.arange(i, i + len(chunk)) / cfg.fps)
         dxs.append(dx)
         ys.append(y)
+        boxes.extend(b)
     gain = offline_log_gain(np.concatenate(dxs), design_bandpass(*cfg.band, cfg.fps))
     out = np.empty_like(frames)
     for i in range(0, len(frames), cfg.max_batch):
-        out[i : i + cfg.max_batch] = apply_log_gain(
-            frames[i : i + cfg.max_batch], gain[i : i + cfg.max_batch]
-        )
+        j = slice(i, i + cfg.max_batch)
+        out[j] = magnifier.render(frames[j], gain[j], boxes[j])
     return out, np.concatenate(ys)

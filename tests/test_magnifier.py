@@ -146,3 +146,28 @@ def test_engines_agree(pulse_net):
     assert ref.abs().sum() > 0  # a change, not X_N
     with pytest.raises(UserError, match="known engines"):
         create_engine("warp", pulse_net, 20)
+
+
+def test_face_region_magnifies_inside_the_box_only(pulse_net, shared_clip):
+    from rtmag.video import read_video
+
+    frames, info = read_video(shared_clip("evm_face.mp4"), max_frames=40)
+    frames = np.ascontiguousarray(frames[:, ::2, ::2])  # 264x296: quicker
+    mag = Magnifier(MagnifierConfig(gamma=1.0, region="face", fps=info.fps), net=pulse_net)
+    outs = run(mag, frames, 16)
+    assert sum(o.box is not None for o in outs) > 30
+    changed = 0
+    for o, f in zip(outs, frames):
+        diff = np.abs(o.image.astype(int) - f)
+        if o.box is None:
+            continue
+        x0, y0, x1, y1 = o.box.to_int()
+        changed += diff[y0:y1, x0:x1].max() > 0
+        diff[max(y0 - 1, 0) : y1 + 1, max(x0 - 1, 0) : x1 + 1] = 0
+        assert diff.max() == 0  # nothing changes outside the face box
+    assert changed > 10
+
+
+def test_region_must_be_known():
+    with pytest.raises(UserError, match="region"):
+        MagnifierConfig(region="hands")

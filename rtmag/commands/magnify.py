@@ -37,6 +37,12 @@ def add_magnifier_arguments(p) -> None:
     p.add_argument("--engine", default="auto", help="where the ascent runs (rtmag env lists)")
     p.add_argument("--weights", default=None, help="weight file (default: the shipped one)")
     p.add_argument("--batch", type=int, default=32, help="frames per ascent batch")
+    p.add_argument(
+        "--region",
+        default="frame",
+        choices=["frame", "face"],
+        help="representation from the whole frame (the paper) or a tracked face box",
+    )
 
 
 def magnifier_config(args, fps: float = 30.0):
@@ -53,6 +59,7 @@ def magnifier_config(args, fps: float = 30.0):
         max_batch=args.batch,
         fps=fps,
         align=getattr(args, "align", False),
+        region=args.region,
     )
 
 
