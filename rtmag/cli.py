@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("rtmag.commands.synth", "render a synthetic physiology clip with ground truth"),
     "contact-sheet": ("rtmag.commands.contact_sheet", "picture of synthetic tasks A-D"),
     "train": ("rtmag.commands.train", "train a network on synthetic clips"),
+    "quality": ("rtmag.commands.quality", "measure the pulse magnifier on synthetic clips"),
     "webcam": ("rtmag.commands.webcam", "magnify live from a camera, stream or file"),
     "env": ("rtmag.commands.env", "print versions, encoders, engines and weight files"),
 }

@@ -110,3 +110,73 @@ def calibrate(net, meta, clips, magnification: float = 11.0, rounds: int = 2, lo
             continue
         c *= (magnification - 1.0) / (g - 1.0)
     return c
+
+
+def quality_clips(per_task: int, seconds: float, size, fps: float = 30.0, tasks="ABCD"):
+    """Held-out synthetic clips (seeds never used in training), ``per_task`` per task,
+    skin tones cycling through I-VI."""
+    from rtmag.synth import SynthConfig
+
+    clips = []
+    for ti, task in enumerate(tasks):
+        for k in range(per_task):
+            i = ti * 1000 + k
+            clips.append(
+                SynthConfig(
+                    task=task,
+                    seconds=seconds,
+                    fps=fps,
+                    size=tuple(size),
+                    seed=QUALITY_SEED_BASE + i,
+                    skin_tone=1 + (k + ti) % 6,
+                )
+            )
+    return clips
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per-task means of the measures and the share of heart rates within 3 bpm."""
+    out = {}
+    for task in sorted({r["task"] for r in rows}):
+        rs = [r for r in rows if r["task"] == task]
+        hr_err = [
+            abs(r["heart_rate_read"] - r["heart_rate_true"])
+            if r["heart_rate_read"]
+            else float("inf")
+            for r in rs
+        ]
+        out[task] = {
+            "clips": len(rs),
+            **{
+                k: float(np.mean([r[k] for r in rs]))
+                for k in (
+                    "psnr_ideal",
+                    "psnr_input",
+                    "psnr_input_vs_ideal",
+                    "gain",
+                    "offskin_db",
+                    "out_of_band_db",
+                    "corr",
+                )
+            },
+            "gain_min": float(np.min([r["gain"] for r in rs])),
+            "hr_within_3bpm": float(np.mean([e <= 3 for e in hr_err])),
+        }
+    return out
+
+
+def markdown(summary: dict) -> str:
+    head = (
+        "| task | clips | PSNR vs ideal (dB) | PSNR vs input (dB) | input vs ideal (dB) | "
+        "gain (mean / min) | off-skin change (dB) | out-of-band change (dB) | "
+        "reading corr | HR within 3 bpm |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for task, s in summary.items():
+        lines.append(
+            f"| {task} | {s['clips']} | {s['psnr_ideal']:.1f} | {s['psnr_input']:.1f} | "
+            f"{s['psnr_input_vs_ideal']:.1f} | {s['gain']:.1f} / {s['gain_min']:.1f} | "
+            f"{s['offskin_db']:+.2f} | {s['out_of_band_db']:+.2f} | {s['corr']:.2f} | "
+            f"{100 * s['hr_within_3bpm']:.0f}% |"
+        )
+    return "\n".join(lines)
