@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import collections
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -124,6 +124,7 @@ class MagnifiedFrame:
         gamma: the step size used for that pair.
         box: the face box the magnification came from (``region="face"``), or None
             for the whole frame.
+        extra: free for callers (the live pipeline keeps the capture's pts there).
     """
 
     image: np.ndarray
@@ -133,6 +134,7 @@ class MagnifiedFrame:
     signal: float
     gamma: float = 0.0
     box: object = None
+    extra: dict = field(default_factory=dict)
 
 
 def check_frame(frame, shape: tuple[int, int] | None = None) -> np.ndarray:
