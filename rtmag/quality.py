@@ -180,3 +180,55 @@ def markdown(summary: dict) -> str:
             f"{100 * s['hr_within_3bpm']:.0f}% |"
         )
     return "\n".join(lines)
+
+
+def real_clip(path, mcfg, net, meta, max_frames: int | None = None) -> dict:
+    """Magnify a real clip (no ground truth) and compare the network with POS.
+
+    The skin region is the inner half of the face box found by
+    :class:`rtmag.region.FaceTracker` on the first frames (the whole frame's centre if
+    none is found). Reported: heart rate read by the network and by POS
+    (:func:`rtmag.vitals.pos_pulse`) on the input, the correlation of the network's
+    reading with POS's derivative (both band-passed), and the achieved gain on the
+    face: the band-passed mean face colour of the output regressed onto the input's.
+    """
+    from rtmag import metrics
+    from rtmag.magnifier import Magnifier
+    from rtmag.process import magnify_frames
+    from rtmag.region import Box, FaceTracker
+    from rtmag.train import bandpassed_correlation
+    from rtmag.video import read_video
+    from rtmag.vitals import estimate_rate, pos_pulse
+
+    frames, info = read_video(path, max_frames=max_frames)
+    mcfg = dataclasses.replace(mcfg, fps=float(info.fps))
+    tracker = FaceTracker()
+    box = None
+    for k, f in enumerate(frames[:30]):
+        box = tracker.update(f, k / info.fps) or box
+    h, w = frames.shape[1:3]
+    if box is None:
+        box = Box(w * 0.25, h * 0.25, w * 0.75, h * 0.75)
+    cx, cy = box.centre
+    x0, y0 = int(max(cx - box.width / 4, 0)), int(max(cy - box.height / 4, 0))
+    x1, y1 = int(min(cx + box.width / 4, w)), int(min(cy + box.height / 4, h))
+    mask = np.zeros((len(frames), h, w), bool)
+    mask[:, y0:y1, x0:x1] = True
+    out, sig = magnify_frames(frames, Magnifier(mcfg, net=net, meta=meta))
+    m_in = metrics.masked_mean(frames, mask)
+    m_out = metrics.masked_mean(out, mask)
+    pos = pos_pulse(m_in, info.fps)
+    net_hr = estimate_rate(sig, info.fps, mcfg.band)
+    pos_hr = estimate_rate(pos, info.fps, mcfg.band)
+    return {
+        "clip": str(path),
+        "frames": int(len(frames)),
+        "region": [x0, y0, x1, y1],
+        "heart_rate_network": net_hr.rate_bpm,
+        "heart_rate_network_confidence": net_hr.confidence,
+        "heart_rate_pos": pos_hr.rate_bpm,
+        "heart_rate_pos_confidence": pos_hr.confidence,
+        "corr_with_pos": bandpassed_correlation(sig, np.diff(pos), info.fps, mcfg.band),
+        "gain_on_face": metrics.pulse_gain(m_out, m_in, m_in, info.fps, mcfg.band),
+        "psnr_input": metrics.psnr(out, frames),
+    }

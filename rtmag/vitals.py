@@ -22,7 +22,14 @@ from scipy import signal as sps
 from rtmag.errors import UserError
 from rtmag.filters import design_bandpass, min_zero_phase_length, zero_phase
 
-__all__ = ["PULSE_BAND", "RESPIRATION_BAND", "RateEstimate", "estimate_rate", "RateTracker"]
+__all__ = [
+    "PULSE_BAND",
+    "RESPIRATION_BAND",
+    "RateEstimate",
+    "estimate_rate",
+    "RateTracker",
+    "pos_pulse",
+]
 
 PULSE_BAND = (0.7, 2.5)
 """Heart rate band in Hz (42-150 bpm), the paper's."""
@@ -240,3 +247,41 @@ class RateTracker:
             for v, ti in zip(values, np.asarray(t, dtype=np.float64).ravel()):
                 self.push(v, ti)
         return self.current
+
+
+_POS_PROJECTION = np.array([[0.0, 1.0, -1.0], [-2.0, 1.0, 1.0]])
+
+
+def pos_pulse(rgb: np.ndarray, fps: float, window_s: float = 1.6) -> np.ndarray:
+    """The POS pulse signal (Wang et al. 2017, "Algorithmic principles of remote PPG").
+
+    An independent, classical estimate to check the network against: per sliding
+    window of ``window_s`` seconds, the mean skin colour is divided by its temporal
+    mean, projected onto the plane orthogonal to the skin tone
+    (``[[0, 1, -1], [-2, 1, 1]]``), the two projections are combined with their
+    standard-deviation ratio (alpha tuning), and the windows are overlap-added.
+
+    Args:
+        rgb: ``(T, 3)`` mean skin colour per frame (R, G, B; any scale > 0).
+        fps: frame rate in frames/s.
+        window_s: window length in seconds (1.6 s, the paper's 32 frames at 20 fps).
+
+    Returns:
+        ``(T,)`` float64 pulse signal (arbitrary units, blood volume up).
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if rgb.ndim != 2 or rgb.shape[1] != 3:
+        raise UserError(f"pos_pulse needs mean colours of shape (T, 3), got {rgb.shape}")
+    n = rgb.shape[0]
+    win = max(2, int(round(window_s * fps)))
+    h = np.zeros(n)
+    for start in range(0, max(n - win + 1, 0)):
+        c = rgb[start : start + win]
+        mean = c.mean(axis=0)
+        if np.any(mean <= 0):
+            continue
+        s = (c / mean) @ _POS_PROJECTION.T  # (win, 2)
+        sd = s.std(axis=0)
+        p = s[:, 0] + (sd[0] / sd[1] if sd[1] > 0 else 0.0) * s[:, 1]
+        h[start : start + win] += p - p.mean()
+    return h

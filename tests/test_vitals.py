@@ -133,3 +133,20 @@ def test_tracker_with_timestamps_and_extend():
     assert tr.current.rate_bpm is None
     tr.extend(x)  # no timestamps after a reset is fine
     assert tr.current.rate_bpm == pytest.approx(72.0, abs=1.0)
+
+
+def test_pos_reads_the_pulse_of_a_synthetic_skin_patch():
+    from rtmag.vitals import pos_pulse
+
+    fps, hr = 30.0, 66.0
+    t = np.arange(int(20 * fps)) / fps
+    rng = np.random.default_rng(1)
+    pulse = np.sin(2 * np.pi * hr / 60 * t)
+    light = 1 + 0.02 * np.sin(2 * np.pi * 0.2 * t)  # illumination change: all channels
+    skin = np.array([180.0, 130.0, 110.0])
+    rgb = light[:, None] * (skin + 0.4 * pulse[:, None] * np.array([0.33, 0.77, 0.53]))
+    rgb += rng.normal(0, 0.05, rgb.shape)
+    est = estimate_rate(pos_pulse(rgb, fps), fs=fps)
+    assert abs(est.rate_bpm - hr) < 1.5
+    # the illumination change is removed: the green channel alone is dominated by it
+    assert abs(estimate_rate(rgb[:, 1], fs=fps, band=(0.1, 2.5)).rate_bpm - 12) < 2
