@@ -1,0 +1,168 @@
+"""``auto``: the fastest engine that runs here, chosen by a short measured probe.
+
+The probe builds each candidate engine, runs it once (export or compile happen
+here), then times a few batches of ``probe_batch`` frames and keeps the lowest median
+time per frame. The choice is cached in ``<cache>/auto.json`` under a key made of
+the machine (CPU model, cores, torch threads, GPU), the network's weights, ``n_iter``,
+the precision and the device, so a second start only builds the chosen engine. The
+choice is printed once per process and key (stderr).
+
+An engine that cannot run here (its extra missing, no CUDA) is skipped with its
+reason, which the probe records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+import torch
+from torch import nn
+
+from rtmag.engines._common import PRECISIONS, cache_dir, machine_id, module_hash
+from rtmag.engines.registry import EngineFn, create_engine, engine_precisions, list_engines
+from rtmag.errors import UserError
+
+__all__ = ["create_auto", "probe_engines", "default_candidates"]
+
+_printed: set[str] = set()
+_lock = threading.Lock()
+
+
+def default_candidates(device: str) -> list[str]:
+    """Engines ``auto`` tries, in order of preference on a tie.
+
+    CPU: adjoint, compile, onnx. CUDA: tensorrt, compile, adjoint, onnx. ``eager`` is
+    the reference, never faster than ``adjoint``, so it is not probed.
+    """
+    if str(device).startswith("cuda"):
+        return ["tensorrt", "compile", "adjoint", "onnx"]
+    return ["adjoint", "compile", "onnx"]
+
+
+def probe_engines(
+    net: nn.Module,
+    n_iter: int,
+    device: str,
+    precision: str,
+    candidates: list[str],
+    probe_batch: int = 8,
+    repeats: int = 3,
+) -> dict:
+    """Time each candidate; returns ``{"choice", "ms_per_frame": {name: ms}, "skipped":
+    {name: reason}, "build_s": {name: s}, "_engine": the chosen EngineFn}``. Raises ``UserError`` if none runs."""
+    c, h, w = net.in_channels, net.in_size, net.in_size
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(probe_batch, c, h, w, generator=gen) * 0.01
+    gamma = torch.full((probe_batch,), 1e-3)
+    ms: dict[str, float] = {}
+    built: dict[str, EngineFn] = {}
+    skipped: dict[str, str] = {}
+    build: dict[str, float] = {}
+    for name in candidates:
+        if precision not in engine_precisions(name):
+            skipped[name] = f"does not run {precision}"
+            continue
+        try:
+            t0 = time.perf_counter()
+            engine = create_engine(name, net, n_iter, device, precision=precision)
+            engine(x, gamma)  # export/compile/warm-up
+            build[name] = time.perf_counter() - t0
+        except UserError as e:
+            skipped[name] = str(e)
+            continue
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = engine(x, gamma)
+            if out.is_cuda:
+                torch.cuda.synchronize(out.device)
+            times.append(time.perf_counter() - t0)
+        ms[name] = 1000.0 * statistics.median(times) / probe_batch
+        built[name] = engine
+    if not ms:
+        raise UserError(
+            "no engine runs here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        )
+    choice = min(ms, key=lambda k: ms[k])
+    return {
+        "choice": choice,
+        "ms_per_frame": ms,
+        "skipped": skipped,
+        "build_s": build,
+        "_engine": built[choice],
+    }
+
+
+def _load(path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _store(path, key: str, record: dict) -> None:
+    data = _load(path)
+    data[key] = record
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def create_auto(
+    net: nn.Module,
+    n_iter: int,
+    device: str,
+    precision: str = "fp32",
+    *,
+    candidates: list[str] | None = None,
+    reprobe: bool = False,
+    probe_batch: int = 8,
+) -> EngineFn:
+    """Build the engine ``auto`` chooses (see the module docstring)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    candidates = list(candidates or default_candidates(device))
+    unknown = [c for c in candidates if c not in list_engines()]
+    if unknown:
+        raise UserError(f"unknown engines {unknown}; known: {', '.join(list_engines())}")
+    from rtmag.engines._common import build_ascent_module
+
+    net_key = module_hash(build_ascent_module(net, n_iter, "fp32", "cpu"), n_iter)
+    key = f"{machine_id(device)}-{net_key}-{precision}-{device}-{','.join(candidates)}"
+    path = cache_dir() / "auto.json"
+    record = None if reprobe else _load(path).get(key)
+    probed = record is None or record.get("choice") not in candidates
+    engine = None
+    if probed:
+        print(
+            f"rtmag: engine auto: probing {', '.join(candidates)} (once per machine and "
+            "network; a cold torch.compile can take minutes)",
+            file=sys.stderr,
+        )
+        record = probe_engines(net, n_iter, device, precision, candidates, probe_batch)
+        engine = record.pop("_engine")
+        record["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        _store(path, key, record)
+    choice = record["choice"]
+    with _lock:
+        if key not in _printed:
+            _printed.add(key)
+            how = "measured" if probed else f"cached in {path}"
+            speeds = ", ".join(f"{k} {v:.2f}" for k, v in sorted(record["ms_per_frame"].items()))
+            print(
+                f"rtmag: engine auto -> {choice}:{precision} ({how}; ms/frame: {speeds})",
+                file=sys.stderr,
+            )
+    if engine is None:
+        engine = create_engine(choice, net, n_iter, device, precision=precision)
+    engine.info["auto"] = record
+    return engine
