@@ -6,4 +6,9 @@ interpreter, ``TRITON_INTERPRET=1``). Triton is optional: ``pip install rtmag[tr
 
 * :mod:`rtmag.kernels.ascent_step`: the fused L1-normalise + sign-correct + step update
   of Eq. 3, reference :func:`rtmag.ascent.ascent_step`.
+* :mod:`rtmag.kernels.biquad`: the causal biquad cascade with per-element state,
+  reference :func:`rtmag.filters.sosfilt_step`.
+
+Not yet: the colour reconstruction kernel, and a fused CPU path (no benchmark yet
+shows that the per-element steps matter beside the convolutions on a CPU).
 """
