@@ -66,7 +66,35 @@ def magnifier_config(args, fps: float = 30.0):
 def add_arguments(p) -> None:
     p.add_argument("input", help="input video (anything PyAV/FFmpeg reads)")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4: H.264)")
+    p.add_argument(
+        "--method",
+        default="deepmag",
+        choices=["deepmag", "evm", "vam"],
+        help="DeepMag (default) or a baseline: evm (Wu et al. 2012, colour), "
+        "vam (Zhang et al. 2017, colour)",
+    )
     add_magnifier_arguments(p)
+    g = p.add_argument_group("baselines (--method evm|vam)")
+    g.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="amplification; in-band gain is 1 + alpha (default: --magnification - 1)",
+    )
+    g.add_argument("--level", type=int, default=4, help="Gaussian pyramid level (default 4)")
+    g.add_argument(
+        "--chrom-attenuation",
+        type=float,
+        default=1.0,
+        help="factor on the I, Q (chrominance) amplification, 0..1 (default 1)",
+    )
+    g.add_argument(
+        "--temporal-filter",
+        default="ideal",
+        choices=["ideal", "butter"],
+        help="evm offline: ideal FFT band-pass or zero-phase Butterworth (--causal: "
+        "causal Butterworth)",
+    )
     p.add_argument(
         "--causal",
         action="store_true",
@@ -99,6 +127,8 @@ def run(args) -> int:
         raise UserError("--align only applies with --causal (the zero-phase filter has no delay)")
     if pathlib.Path(args.output).exists() and not args.force:
         raise UserError(f"{args.output} exists; pass --force to overwrite it")
+    if args.method != "deepmag":
+        return _run_baseline(args)
     info = probe(args.input)
     config = magnifier_config(args, fps=float(info.fps))
     with tqdm(total=info.frames, unit="frame", desc="magnifying", disable=args.quiet) as bar:
@@ -122,6 +152,49 @@ def run(args) -> int:
         f"frames/s)"
     )
     print(f"heart rate: {hr_text} (confidence {rep['heart_rate_confidence']:.2f})")
+    for note in rep["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _run_baseline(args) -> int:
+    """``--method evm|vam``: the frequency-based baselines (rtmag.baselines)."""
+    from tqdm import tqdm
+
+    from rtmag.baselines.file import magnify_file_with_method
+    from rtmag.errors import UserError
+    from rtmag.video import probe
+
+    if args.align:
+        raise UserError("--align applies to DeepMag only")
+    alpha = args.magnification - 1.0 if args.alpha is None else args.alpha
+    kwargs = dict(
+        band=(0.7, 2.5) if args.band is None else tuple(args.band),
+        alpha=alpha,
+        level=args.level,
+        chrom_attenuation=args.chrom_attenuation,
+    )
+    if args.method == "evm":
+        kwargs["filter"] = args.temporal_filter
+    info = probe(args.input)
+    with tqdm(total=info.frames, unit="frame", desc=args.method, disable=args.quiet) as bar:
+        result = magnify_file_with_method(
+            args.input,
+            args.output,
+            args.method,
+            causal=args.causal,
+            overwrite=args.force,
+            progress=bar.update,
+            lossless=args.lossless,
+            **kwargs,
+        )
+    rep = result.report()
+    if args.report:
+        pathlib.Path(args.report).write_text(json.dumps(rep, indent=2) + "\n")
+    print(
+        f"wrote {args.output}: {rep['frames']} frames at {rep['fps']:.2f} fps, "
+        f"{args.method} alpha {alpha:g}, {rep['codec']}, {rep['seconds']:.1f} s"
+    )
     for note in rep["notes"]:
         print(f"note: {note}", file=sys.stderr)
     return 0
