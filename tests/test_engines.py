@@ -109,8 +109,9 @@ def test_onnx_missing_names_the_extra(pulse_net, monkeypatch):
 
 
 @pytest.mark.slow
-def test_compile_matches_eager_any_batch(pulse_net):
-    """Cold inductor compile: ~45 s on 2 loaded cores, a few s with a warm cache."""
+def test_compile_matches_eager_any_batch(pulse_net, monkeypatch, tmp_path):
+    """Cold inductor compile: ~50 s on 2 loaded cores (a few s with a warm cache)."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # hermetic
     n_iter = 2
     engine = create_engine("compile", pulse_net, n_iter)
     for batch in (3, 5, 1):  # one dynamic-batch graph; batch 1 is padded to 2
@@ -128,6 +129,10 @@ def test_compile_keeps_cache_in_rtmag_dir(monkeypatch, tmp_path):
     assert keep_compile_cache_warm() == str(tmp_path / "cache" / "inductor")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     assert keep_compile_cache_warm() == str(tmp_path / "mine")  # the user's choice stays
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # set by inductor
+    assert keep_compile_cache_warm() == str(tmp_path / "cache" / "inductor")
 
 
 def test_tensorrt_error_is_clear_without_cuda_or_package(pulse_net):
@@ -190,3 +195,11 @@ def test_auto_skips_engines_that_cannot_run(pulse_net, monkeypatch):
     rec = probe_engines(pulse_net, 2, "cpu", "fp32", ["onnx", "tensorrt", "adjoint"], 2, 1)
     assert rec["choice"] == "adjoint"
     assert "rtmag[onnx]" in rec["skipped"]["onnx"] and "CUDA" in rec["skipped"]["tensorrt"]
+
+
+def test_auto_candidates_from_environment(monkeypatch):
+    from rtmag.engines.auto import default_candidates
+
+    assert default_candidates("cpu") == ["adjoint", "compile", "onnx"]
+    monkeypatch.setenv("RTMAG_AUTO_ENGINES", "adjoint, onnx")
+    assert default_candidates("cpu") == ["adjoint", "onnx"]

@@ -39,7 +39,12 @@ def default_candidates(device: str) -> list[str]:
 
     CPU: adjoint, compile, onnx. CUDA: tensorrt, compile, adjoint, onnx. ``eager`` is
     the reference, never faster than ``adjoint``, so it is not probed.
+    ``$RTMAG_AUTO_ENGINES`` (comma-separated names) replaces the list, e.g.
+    ``adjoint,onnx`` to spare a first run the cold ``torch.compile``.
     """
+    env = os.environ.get("RTMAG_AUTO_ENGINES", "").strip()
+    if env:
+        return [name.strip() for name in env.split(",") if name.strip()]
     if str(device).startswith("cuda"):
         return ["tensorrt", "compile", "adjoint", "onnx"]
     return ["adjoint", "compile", "onnx"]

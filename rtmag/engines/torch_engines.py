@@ -61,9 +61,17 @@ def keep_compile_cache_warm() -> str:
     which a reboot or a tmp cleaner empties. Pointing it into the rtmag cache keeps the
     compiled kernels between runs: measured here (2 loaded cores) the pulse ascent
     compiles cold in minutes and loads warm in seconds (see bench/results). An existing
-    ``TORCHINDUCTOR_CACHE_DIR`` is left alone. Returns the folder in use.
+    ``TORCHINDUCTOR_CACHE_DIR`` other than inductor's default is left alone. Sets the
+    variable for the whole process (inductor reads it at each use). Returns the folder.
     """
-    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    try:  # inductor writes its default into the environment on first use
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        default = os.path.abspath(default_cache_dir())
+    except ImportError:  # private API moved: only an unset variable counts as unset
+        default = None
+    if not current or os.path.abspath(current) == default:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir("inductor"))
     return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
