@@ -200,6 +200,6 @@ def test_auto_skips_engines_that_cannot_run(pulse_net, monkeypatch):
 def test_auto_candidates_from_environment(monkeypatch):
     from rtmag.engines.auto import default_candidates
 
-    assert default_candidates("cpu") == ["adjoint", "compile", "onnx"]
-    monkeypatch.setenv("RTMAG_AUTO_ENGINES", "adjoint, onnx")
-    assert default_candidates("cpu") == ["adjoint", "onnx"]
+    assert default_candidates("cpu") == ["adjoint", "onnx"]  # no cold compile by default
+    monkeypatch.setenv("RTMAG_AUTO_ENGINES", "adjoint, compile")
+    assert default_candidates("cpu") == ["adjoint", "compile"]

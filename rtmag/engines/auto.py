@@ -37,17 +37,18 @@ _lock = threading.Lock()
 def default_candidates(device: str) -> list[str]:
     """Engines ``auto`` tries, in order of preference on a tie.
 
-    CPU: adjoint, compile, onnx. CUDA: tensorrt, compile, adjoint, onnx. ``eager`` is
-    the reference, never faster than ``adjoint``, so it is not probed.
-    ``$RTMAG_AUTO_ENGINES`` (comma-separated names) replaces the list, e.g.
-    ``adjoint,onnx`` to spare a first run the cold ``torch.compile``.
+    CPU: adjoint, onnx. CUDA: tensorrt, compile, adjoint, onnx. ``eager`` is the
+    reference, never faster than ``adjoint``, so it is not probed. On CPU ``compile``
+    is left out: its cold compile takes about a minute on 2 cores, which a first
+    ``rtmag demo`` should not pay. ``$RTMAG_AUTO_ENGINES`` (comma-separated names)
+    replaces the list, e.g. ``adjoint,compile,onnx`` to include it.
     """
     env = os.environ.get("RTMAG_AUTO_ENGINES", "").strip()
     if env:
         return [name.strip() for name in env.split(",") if name.strip()]
     if str(device).startswith("cuda"):
         return ["tensorrt", "compile", "adjoint", "onnx"]
-    return ["adjoint", "compile", "onnx"]
+    return ["adjoint", "onnx"]
 
 
 def probe_engines(
