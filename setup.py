@@ -26,9 +26,9 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.5", "matplotlib>=3.7"],
         "plot": ["matplotlib>=3.7"],
-        "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
         "tensorrt": ["torch-tensorrt"],
-        "triton": ["triton"],
+        "triton": ["triton"],  # about 1 GB installed; CPU runs kernels only in its interpreter
     },
     entry_points={"console_scripts": ["rtmag=rtmag.cli:main"]},
 )
