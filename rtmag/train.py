@@ -256,7 +256,7 @@ def draw_curve(history: list[dict], path: pathlib.Path) -> None:
         cv2.polylines(img, [pts(loss, 0, max(loss))], False, (200, 0, 0), 2)
         cv2.polylines(img, [pts(corr, 0, 1)], False, (0, 140, 0), 2)
     cv2.putText(
-        img, "train loss (blue, 0..max)", (m, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 0, 0), 1
+        img, "train loss (red, 0..max)", (m, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 0, 0), 1
     )
     cv2.putText(
         img,
