@@ -1,0 +1,67 @@
+"""The pulse network that ships in the package: it loads, it is calibrated, and it
+reads a pulse where one is known (synthetic clip) or independently estimated (the real
+evm_face clip, about 50-60 bpm)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rtmag.nets import default_weights_path, load_weights
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    path = default_weights_path("pulse")
+    if not path.is_file():
+        pytest.fail(f"the shipped weights {path} are missing")
+    return load_weights(path, mode="pulse")
+
+
+def reading(net, frames):
+    from rtmag.representations.colour import downsample, x_from_sequence
+
+    x = x_from_sequence(downsample(frames)).transpose(0, 3, 1, 2)
+    with torch.inference_mode():
+        return net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+def test_loads_with_weights_only_and_is_calibrated(shipped):
+    _, meta = shipped
+    torch.load(default_weights_path("pulse"), weights_only=True)
+    assert meta["calibration"]["gamma_per_gain"] > 0
+    assert meta["band_hz"] == [0.7, 2.5]
+    assert meta["recipe"]["clips"] >= 100
+
+
+def test_reads_the_pulse_of_a_held_out_synthetic_clip(shipped):
+    from rtmag.quality import QUALITY_SEED_BASE
+    from rtmag.synth import SynthConfig, render
+    from rtmag.train import bandpassed_correlation
+    from rtmag.vitals import estimate_rate
+
+    net, _ = shipped
+    clip = render(
+        SynthConfig(
+            task="A",
+            seconds=15,
+            size=(160, 120),
+            seed=QUALITY_SEED_BASE + 77,
+            heart_rate_bpm=75.0,
+            pulse_amplitude=0.01,
+        )
+    )
+    y = reading(net, clip.frames)
+    assert bandpassed_correlation(y, np.diff(clip.truth["pulse"]), 30.0) > 0.5
+    assert abs(estimate_rate(y, 30.0).rate_bpm - clip.meta["heart_rate_bpm"]) < 3
+
+
+def test_heart_rate_of_the_real_face_clip(shipped, shared_clip):
+    from rtmag.video import read_video
+    from rtmag.vitals import estimate_rate
+
+    net, _ = shipped
+    frames, info = read_video(shared_clip("evm_face.mp4"))
+    est = estimate_rate(reading(net, frames), info.fps)
+    assert 45 <= est.rate_bpm <= 65
