@@ -203,3 +203,20 @@ def test_auto_candidates_from_environment(monkeypatch):
     assert default_candidates("cpu") == ["adjoint", "onnx"]  # no cold compile by default
     monkeypatch.setenv("RTMAG_AUTO_ENGINES", "adjoint, compile")
     assert default_candidates("cpu") == ["adjoint", "compile"]
+
+
+def test_auto_reprobes_when_the_cached_choice_is_not_installed(pulse_net, monkeypatch, tmp_path):
+    import json
+
+    cands = ["onnx", "adjoint"]
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # onnx is not installed here
+    first = create_engine("auto", pulse_net, 2, candidates=cands, probe_batch=2)
+    assert first.name == "adjoint"
+    path = tmp_path / "cache" / "auto.json"
+    record = json.loads(path.read_text())
+    for entry in record.values():  # as if another environment (with onnx) chose it
+        entry["choice"] = "onnx"
+    path.write_text(json.dumps(record))
+    again = create_engine("auto", pulse_net, 2, candidates=cands, probe_batch=2)
+    assert again.name == "adjoint"
+    assert all(e["choice"] == "adjoint" for e in json.loads(path.read_text()).values())

@@ -169,6 +169,19 @@ def create_auto(
                 file=sys.stderr,
             )
     if engine is None:
-        engine = create_engine(choice, net, n_iter, device, precision=precision)
+        try:
+            engine = create_engine(choice, net, n_iter, device, precision=precision)
+        except UserError:  # the cached choice is not installed here (another env): re-probe
+            if reprobe:
+                raise
+            return create_auto(
+                net,
+                n_iter,
+                device,
+                precision,
+                candidates=candidates,
+                reprobe=True,
+                probe_batch=probe_batch,
+            )
     engine.info["auto"] = record
     return engine
