@@ -149,9 +149,10 @@ def create_auto(
     probed = record is None or record.get("choice") not in candidates
     engine = None
     if probed:
+        slow = "; a cold torch.compile can take minutes" if "compile" in candidates else ""
         print(
             f"rtmag: engine auto: probing {', '.join(candidates)} (once per machine and "
-            "network; a cold torch.compile can take minutes)",
+            f"network{slow})",
             file=sys.stderr,
         )
         record = probe_engines(net, n_iter, device, precision, candidates, probe_batch)
