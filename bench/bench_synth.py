@@ -39,7 +39,10 @@ CASES = [
 def git_revision() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
@@ -108,13 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"synth-{dt.date.today().isoformat()}.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print("| case | frames/s (median) | frames/s (p5) | ms/frame (median) | ms/frame (p95) "
-          "| CPU ms/frame |")
+    print(
+        "| case | frames/s (median) | frames/s (p5) | ms/frame (median) | ms/frame (p95) "
+        "| CPU ms/frame |"
+    )
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['fps_median']:.0f} | {r['fps_p5']:.0f} | "
-              f"{r['ms_per_frame_median']:.2f} | {r['ms_per_frame_p95']:.2f} | "
-              f"{r['cpu_ms_per_frame_median']:.2f} |")
+        print(
+            f"| {name} | {r['fps_median']:.0f} | {r['fps_p5']:.0f} | "
+            f"{r['ms_per_frame_median']:.2f} | {r['ms_per_frame_p95']:.2f} | "
+            f"{r['cpu_ms_per_frame_median']:.2f} |"
+        )
     print(f"\nload average {record['machine']['load_average']}, wrote {path}")
     return 0
 

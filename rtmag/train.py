@@ -183,7 +183,16 @@ def build_dataset(cfg: TrainConfig, val: bool, progress=None):
     """
     n = cfg.val_clips if val else cfg.clips
     jobs = [
-        (i, cfg.seed, cfg.seconds, cfg.fps, cfg.render_size, val, cfg.crops_per_clip, cfg.pulse_amplitude)
+        (
+            i,
+            cfg.seed,
+            cfg.seconds,
+            cfg.fps,
+            cfg.render_size,
+            val,
+            cfg.crops_per_clip,
+            cfg.pulse_amplitude,
+        )
         for i in range(n)
     ]
     xs, ys, tasks, easy = [], [], [], []
