@@ -30,12 +30,12 @@ import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
+from _machine import cpu_model, git_revision  # noqa: E402
 from torch import nn  # noqa: E402
 
 import rtmag  # noqa: E402
@@ -45,32 +45,6 @@ from rtmag.errors import UserError  # noqa: E402
 from rtmag.nets import create_net  # noqa: E402
 
 CPU_ENGINES = ["eager", "adjoint", "adjoint:bf16", "compile", "compile:bf16", "onnx"]
-
-
-def git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "rtmag", "kernels", "bench"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        return (out.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
-    except Exception:  # no git: not worth failing a benchmark
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def versions() -> dict:

@@ -31,7 +31,6 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -39,6 +38,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _machine import cpu_model, git_revision  # noqa: E402
 
 import rtmag  # noqa: E402
 import rtmag.nets  # noqa: E402
@@ -50,26 +50,6 @@ from rtmag.synth import SynthConfig, iter_render  # noqa: E402
 
 FPS = 30.0
 SIZE = (640, 480)
-
-
-def git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or "unknown"
-    except Exception:  # no git: not worth failing a benchmark
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def camera_frames(seconds: float) -> list[np.ndarray]:

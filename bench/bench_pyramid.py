@@ -20,13 +20,13 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import git_revision
 
 import rtmag
 from rtmag.representations.phase import (
@@ -37,19 +37,6 @@ from rtmag.representations.phase import (
 from rtmag.representations.pyramid import build, build_scale, reconstruct
 
 H, W = 480, 640
-
-
-def git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def timed(fn, repeats: int, warmup: int = 3) -> dict:

@@ -17,13 +17,13 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _machine import git_revision
 
 import rtmag
 from rtmag.synth import Renderer, SynthConfig
@@ -34,19 +34,6 @@ CASES = [
     ("640x480 pulse D", dict(size=(640, 480), task="D", mode="pulse", alpha=20.0)),
     ("640x480 respiration B", dict(size=(640, 480), task="B", mode="respiration", alpha=10.0)),
 ]
-
-
-def git_revision() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def bench_case(kwargs: dict, frames: int, repeats: int, warmup: int = 5) -> dict:

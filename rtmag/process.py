@@ -69,6 +69,7 @@ class FileResult:
 
 
 def _batches(reader, size: int):
+    """Group decoded frames into lists of at most ``size`` (the last may be shorter)."""
     batch = []
     for fr in reader:
         batch.append(fr)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtmag.errors import VideoError
+from rtmag.process import _batches
 
 __all__ = ["BaselineResult", "magnify_file_with_method"]
 
@@ -65,17 +66,6 @@ class BaselineResult:
             "codec": self.codec,
             "notes": list(self.notes),
         }
-
-
-def _batches(reader, size: int):
-    batch = []
-    for fr in reader:
-        batch.append(fr)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def magnify_file_with_method(
