@@ -68,6 +68,23 @@ class FileResult:
         }
 
 
+def mirror_writer(src, dst, info, overwrite: bool = False, lossless: bool = False):
+    """A :class:`rtmag.video.VideoWriter` for ``dst`` that keeps ``src``'s size, frame
+    rate, timestamps (its time base) and audio: what every file path of rtmag writes."""
+    from rtmag.video import VideoWriter
+
+    return VideoWriter(
+        dst,
+        fps=info.fps,
+        size=(info.width, info.height),
+        codec="h264",
+        time_base=info.time_base,
+        audio_from=src,
+        overwrite=overwrite,
+        lossless=lossless,
+    )
+
+
 def _batches(reader, size: int):
     """Group decoded frames into lists of at most ``size`` (the last may be shorter)."""
     batch = []
@@ -110,7 +127,7 @@ def magnify_file(
     """
     import dataclasses
 
-    from rtmag.video import VideoWriter, probe
+    from rtmag.video import probe
     from rtmag.vitals import estimate_rate
 
     info = probe(src)
@@ -122,16 +139,7 @@ def magnify_file(
     t0 = time.perf_counter()
     signal: list[float] = []
     times: list[float] = []
-    writer = VideoWriter(
-        dst,
-        fps=info.fps,
-        size=(info.width, info.height),
-        codec="h264",
-        time_base=info.time_base,
-        audio_from=src,
-        overwrite=overwrite,
-        lossless=lossless,
-    )
+    writer = mirror_writer(src, dst, info, overwrite=overwrite, lossless=lossless)
     with writer:
         if causal:
             frames = _causal(magnifier, src, writer, signal, times, progress)

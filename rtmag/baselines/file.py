@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtmag.errors import VideoError
-from rtmag.process import _batches
+from rtmag.process import _batches, mirror_writer
 
 __all__ = ["BaselineResult", "magnify_file_with_method"]
 
@@ -94,21 +94,12 @@ def magnify_file_with_method(
         existing ``dst``.
     """
     from rtmag.baselines import create_method
-    from rtmag.video import VideoReader, VideoWriter, probe
+    from rtmag.video import VideoReader, probe
 
     info = probe(src)
     method = create_method(name, fps=float(info.fps), causal=causal, **kwargs)
     t0 = time.perf_counter()
-    writer = VideoWriter(
-        dst,
-        fps=info.fps,
-        size=(info.width, info.height),
-        codec="h264",
-        time_base=info.time_base,
-        audio_from=src,
-        overwrite=overwrite,
-        lossless=lossless,
-    )
+    writer = mirror_writer(src, dst, info, overwrite=overwrite, lossless=lossless)
     n = 0
     with writer:
         if causal:

@@ -141,9 +141,7 @@ def run(args) -> int:
             progress=bar.update,
             lossless=args.lossless,
         )
-    rep = result.report()
-    if args.report:
-        pathlib.Path(args.report).write_text(json.dumps(rep, indent=2) + "\n")
+    rep = _report(args, result)
     hr = rep["heart_rate_bpm"]
     hr_text = "unknown" if hr is None else f"{hr:.1f} bpm"
     print(
@@ -152,9 +150,21 @@ def run(args) -> int:
         f"frames/s)"
     )
     print(f"heart rate: {hr_text} (confidence {rep['heart_rate_confidence']:.2f})")
+    _print_notes(rep)
+    return 0
+
+
+def _report(args, result) -> dict:
+    """The run's report, written to ``--report`` when asked."""
+    rep = result.report()
+    if args.report:
+        pathlib.Path(args.report).write_text(json.dumps(rep, indent=2) + "\n")
+    return rep
+
+
+def _print_notes(rep: dict) -> None:
     for note in rep["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    return 0
 
 
 def _run_baseline(args) -> int:
@@ -188,13 +198,10 @@ def _run_baseline(args) -> int:
             lossless=args.lossless,
             **kwargs,
         )
-    rep = result.report()
-    if args.report:
-        pathlib.Path(args.report).write_text(json.dumps(rep, indent=2) + "\n")
+    rep = _report(args, result)
     print(
         f"wrote {args.output}: {rep['frames']} frames at {rep['fps']:.2f} fps, "
         f"{args.method} alpha {alpha:g}, {rep['codec']}, {rep['seconds']:.1f} s"
     )
-    for note in rep["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(rep)
     return 0

@@ -160,26 +160,18 @@ def compose(
     if state.message and time.monotonic() < state.message_until:
         extra.append(state.message)
     if extra:
-        cv2.putText(
-            top,
-            " | ".join(extra),
-            (8, top.shape[0] - 12),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.55,
-            (0, 0, 0),
-            3,
-            cv2.LINE_AA,
-        )
-        cv2.putText(
-            top,
-            " | ".join(extra),
-            (8, top.shape[0] - 12),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.55,
-            (0, 255, 255),
-            1,
-            cv2.LINE_AA,
-        )
+        text = " | ".join(extra)
+        for colour, thickness in (((0, 0, 0), 3), ((0, 255, 255), 1)):  # outlined
+            cv2.putText(
+                top,
+                text,
+                (8, top.shape[0] - 12),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.55,
+                colour,
+                thickness,
+                cv2.LINE_AA,
+            )
     return np.concatenate([top, strip, bar], axis=0)
 
 
