@@ -1,4 +1,6 @@
-"""Train the pulse network on synthetic clips (``rtmag train --mode pulse``).
+"""Train the pulse or breathing network on synthetic clips (``rtmag train --mode ...``).
+
+**Pulse** (``--mode pulse``):
 
 Data: clips of ``rtmag.synth`` over all four motion tasks, both backgrounds, all six
 skin tones, with and without compression, talking and flicker. Each clip is rendered
@@ -11,9 +13,19 @@ true pulse, divided by its standard deviation over the clip (DeepPhys's label
 normalisation). X is scaled by one global constant (``x_scale``, stored in the
 network) so that the network's input has unit variance on the training set.
 
+**Respiration** (``--mode respiration``): clips of the four tasks in breathing mode,
+rendered at 320x240 (the pyramid scale r0 = 1, whose band is 120x160: the same band
+size as r0 = 2 of a 640x480 camera) and at the representation rate
+``RESPIRATION_RATE_HZ`` (7.5 Hz: the ascent runs on every k-th frame of a stream,
+DESIGN.md item 5). Each consecutive pair of grey (luma) frames gives the phase
+differences at r0 of the four orientations, resampled to 123x123 (Eq. 19,
+``rtmag.representations.phase``). The target is the derivative of the true chest
+displacement, normalised per clip as for the pulse. Breathing is drawn stronger than
+the renderer's default (``breathing_amplitude``) so the network finds the chest.
+
 Validation uses clips of seeds that training never sees (different synthetic
 subjects). The score is the Pearson correlation of the network's output with the
-true pulse derivative, both band-passed to the pulse band, per clip, per task.
+true derivative, both band-passed to the mode's band, per clip, per task.
 """
 
 from __future__ import annotations
@@ -33,7 +45,26 @@ from torch import nn
 from rtmag.errors import UserError
 
 TASKS = ("A", "B", "C", "D")
+MODES = ("pulse", "respiration")
 VAL_SEED_OFFSET = 1_000_000  # validation subjects' seeds: never used in training
+RESPIRATION_RATE_HZ = 7.5
+"""Rate of the respiration representation: frame pairs 1/7.5 s apart (k = 4 at 30 fps)."""
+BANDS = {"pulse": (0.7, 2.5), "respiration": (0.16, 0.5)}
+
+#: Settings of ``TrainConfig`` that differ for respiration (``TrainConfig.for_mode``).
+RESPIRATION_DEFAULTS = {
+    "clips": 96,
+    "val_clips": 16,
+    "seconds": 40.0,
+    "fps": RESPIRATION_RATE_HZ,
+    "render_size": (320, 240),
+    "crops_per_clip": 1,
+    "epochs": 6,
+    "batch": 64,
+    "lr": 3e-4,
+    "curriculum_epochs": 1,
+    "out": "rtmag/weights/respiration.pt",
+}
 
 
 @dataclass
@@ -41,7 +72,7 @@ class TrainConfig:
     """Settings of a training run.
 
     Attributes:
-        mode: "pulse" (the only trainable mode so far).
+        mode: "pulse" or "respiration" (use :meth:`for_mode` for a mode's defaults).
         clips: number of training clips (each ``seconds`` long).
         val_clips: number of held-out validation clips (a multiple of 4 covers A-D).
         seconds, fps: clip length in seconds and frame rate.
@@ -59,6 +90,9 @@ class TrainConfig:
         pulse_amplitude: (lo, hi) relative pulse amplitude of training clips, drawn
             log-uniformly (stronger than the renderer's default 0.003-0.012, so that
             the network finds the skin; validation keeps the default); None: default.
+        breathing_amplitude: (lo, hi) peak chest displacement in pixels at 480 rows
+            for respiration training clips, drawn log-uniformly (renderer default
+            0.6-2.5; validation keeps the default).
         out: where the weight file goes.
     """
 
@@ -78,11 +112,20 @@ class TrainConfig:
     seed: int = 0
     workers: int = 2
     pulse_amplitude: tuple[float, float] | None = (0.004, 0.04)
+    breathing_amplitude: tuple[float, float] | None = (1.0, 5.0)
     out: str = "rtmag/weights/pulse.pt"
 
+    @classmethod
+    def for_mode(cls, mode: str, **overrides) -> TrainConfig:
+        """The defaults of ``mode`` (respiration: ``RESPIRATION_DEFAULTS``), then
+        ``overrides`` (fields left ``None`` keep the mode's default)."""
+        base = dict(RESPIRATION_DEFAULTS) if mode == "respiration" else {}
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(mode=mode, **base)
+
     def __post_init__(self):
-        if self.mode != "pulse":
-            raise UserError(f"training mode {self.mode!r} is not available yet; use pulse")
+        if self.mode not in MODES:
+            raise UserError(f"unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}")
         for name in ("clips", "val_clips", "epochs", "batch", "crops_per_clip", "workers"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -93,13 +136,21 @@ class TrainConfig:
 
 
 def clip_config(
-    index: int, base_seed: int, seconds: float, fps: float, size, val: bool, amplitude=None
+    index: int,
+    base_seed: int,
+    seconds: float,
+    fps: float,
+    size,
+    val: bool,
+    amplitude=None,
+    mode: str = "pulse",
 ):
     """The synthetic clip number ``index`` of a dataset: tasks, tones and options cycle
     so that every combination is covered; seeds of validation clips are disjoint.
 
-    ``amplitude`` (lo, hi): draw the relative pulse amplitude log-uniformly from this
-    range instead of the renderer's default (validation clips keep the default)."""
+    ``amplitude`` (lo, hi): draw the source's amplitude (pulse: relative reflectance;
+    respiration: chest pixels at 480 rows) log-uniformly from this range instead of
+    the renderer's default (validation clips keep the default)."""
     from rtmag.synth import SynthConfig
 
     seed = base_seed + index + (VAL_SEED_OFFSET if val else 0)
@@ -108,10 +159,11 @@ def clip_config(
     amp = None
     if amplitude is not None and not val:
         amp = float(np.exp(rng.uniform(np.log(amplitude[0]), np.log(amplitude[1]))))
+    key = "pulse_amplitude" if mode == "pulse" else "breathing_amplitude_px"
     return SynthConfig(
-        pulse_amplitude=amp,
+        **{key: amp},
         task=task,
-        mode="pulse",
+        mode=mode,
         seconds=seconds,
         fps=fps,
         size=tuple(size),
@@ -164,14 +216,41 @@ def clip_examples(cfg, crops: int):
     return out
 
 
+def luma(frames: np.ndarray) -> torch.Tensor:
+    """Grey frames ``(T, 1, H, W)`` float32 (Rec. 601 luma, 0-255) of RGB ``(T, H, W, 3)``."""
+    f = np.asarray(frames, dtype=np.float32)
+    y = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    return torch.from_numpy(np.ascontiguousarray(y))[:, None]
+
+
+def respiration_examples(cfg):
+    """Render one breathing clip and return its one view ``[(x, y)]``: ``x``
+    ``(T-1, 4, 123, 123)`` float16 phase differences (Eq. 19), ``y`` ``(T-1,)``
+    float32 normalised chest-displacement derivative."""
+    from rtmag.representations.phase import phase_representation
+    from rtmag.synth import render
+
+    clip = render(cfg)
+    resp = np.asarray(clip.truth["respiration"], dtype=np.float64)
+    dy = np.diff(resp)
+    dy = (dy - dy.mean()) / (dy.std() + 1e-12)
+    with torch.inference_mode():
+        x = phase_representation(luma(clip.frames)).numpy().astype(np.float16)
+    return [(np.ascontiguousarray(x), dy.astype(np.float32))]
+
+
 def _render_job(args):
-    index, base_seed, seconds, fps, size, val, crops, amplitude = args
+    index, base_seed, seconds, fps, size, val, crops, amplitude, mode = args
     torch.set_num_threads(1)
-    cfg = clip_config(index, base_seed, seconds, fps, size, val, amplitude)
+    cfg = clip_config(index, base_seed, seconds, fps, size, val, amplitude, mode)
     from rtmag.synth.config import resolve_config
 
-    easy = cfg.task in ("A", "B") and resolve_config(cfg).pulse_amplitude >= 0.01
-    return index, cfg.task, easy, clip_examples(cfg, 1 if val else crops)
+    r = resolve_config(cfg)
+    if mode == "pulse":
+        easy = cfg.task in ("A", "B") and r.pulse_amplitude >= 0.01
+        return index, cfg.task, easy, clip_examples(cfg, 1 if val else crops)
+    easy = cfg.task in ("A", "B") and r.breathing_amplitude_px >= 1.5
+    return index, cfg.task, easy, respiration_examples(cfg)
 
 
 def build_dataset(cfg: TrainConfig, val: bool, progress=None):
@@ -191,7 +270,8 @@ def build_dataset(cfg: TrainConfig, val: bool, progress=None):
             cfg.render_size,
             val,
             cfg.crops_per_clip,
-            cfg.pulse_amplitude,
+            cfg.pulse_amplitude if cfg.mode == "pulse" else cfg.breathing_amplitude,
+            cfg.mode,
         )
         for i in range(n)
     ]
@@ -223,16 +303,19 @@ def bandpassed_correlation(
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
-def evaluate_net(net: nn.Module, xs, ys, tasks, fps: float) -> dict:
+def evaluate_net(net: nn.Module, xs, ys, tasks, fps: float, band=(0.7, 2.5)) -> dict:
     """Band-passed correlation per validation clip, averaged per task and overall."""
     net.eval()
     per_task: dict[str, list[float]] = {t: [] for t in TASKS}
     with torch.inference_mode():
         for x, y, task in zip(xs, ys, tasks):
             pred = torch.cat(
-                [net(torch.from_numpy(x[i : i + 512])) for i in range(0, len(x), 512)]
+                [
+                    net(torch.from_numpy(x[i : i + 128]).float())
+                    for i in range(0, len(x), 128)
+                ]
             ).numpy()
-            per_task[task].append(bandpassed_correlation(pred, y, fps))
+            per_task[task].append(bandpassed_correlation(pred, y, fps, band))
     res = {t: float(np.mean(v)) for t, v in per_task.items() if v}
     res["all"] = float(np.mean([c for v in per_task.values() for c in v]))
     return res
@@ -291,7 +374,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     from tqdm import tqdm
 
     from rtmag import __version__
-    from rtmag.nets import PulseNet, save_weights
+    from rtmag.nets import create_net, save_weights
 
     torch.manual_seed(cfg.seed)
     t0 = time.time()
@@ -302,12 +385,13 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     x_all = np.concatenate(xs)
     y_all = np.concatenate(ys)
     easy_all = np.concatenate([np.full(len(y), e) for y, e in zip(ys, easy_clip)])
-    x_std = float(x_all.std())
+    x_std = float(np.sqrt(np.mean([np.mean(np.square(x, dtype=np.float64)) for x in xs])))
     log(
         f"data: {len(x_all)} training pairs, {sum(map(len, vys))} validation pairs, "
         f"X std {x_std:.3g}, rendered in {t_data:.0f} s"
     )
-    net = PulseNet(x_scale=1.0 / x_std)
+    net = create_net(cfg.mode, x_scale=1.0 / x_std)
+    band = BANDS[cfg.mode]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x_t = torch.from_numpy(x_all)
     y_t = torch.from_numpy(y_all)
@@ -337,7 +421,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
             idx = order[i : i + cfg.batch]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            loss = nn.functional.mse_loss(net(x_t[idx]), y_t[idx])
+            loss = nn.functional.mse_loss(net(x_t[idx].float()), y_t[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -346,7 +430,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
             step += 1
             if len(losses) % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        val = evaluate_net(net, vxs, vys, vtasks, cfg.fps)
+        val = evaluate_net(net, vxs, vys, vtasks, cfg.fps, band)
         rec = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)),
@@ -368,20 +452,28 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     net.eval()
     out = pathlib.Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.mode == "pulse":
+        rep = {"kind": "normalized_difference", "size": 36, "downsample": "area", "channels": "RGB"}
+    else:
+        rep = {
+            "kind": "phase_difference",
+            "size": 123,
+            "orientations": 4,
+            "r0": "choose_r0 (band short side nearest 123)",
+            "fit": "resize",
+            "channels": "luma",
+            "pair_rate_hz": cfg.fps,
+        }
     meta = {
         "rtmag_version": __version__,
-        "representation": {
-            "kind": "normalized_difference",
-            "size": 36,
-            "downsample": "area",
-            "channels": "RGB",
-        },
-        "normalisation": {"x_scale": 1.0 / x_std, "y": "pulse derivative / its clip std"},
-        "band_hz": [0.7, 2.5],
+        "representation": rep,
+        "normalisation": {"x_scale": 1.0 / x_std, "y": f"{cfg.mode} derivative / its clip std"},
+        "band_hz": list(band),
         "fps": cfg.fps,
         "recipe": {
             **dataclasses.asdict(cfg),
             "render_size": list(cfg.render_size),
+            "net": type(net).__name__,
             "optimizer": "AdamW",
             "loss": "MSE",
             "schedule": "warm-up + cosine",

@@ -8,42 +8,51 @@ from rtmag.commands.common import parse_size
 def add_arguments(p):
     from rtmag.train import TrainConfig
 
+    from rtmag.train import MODES, RESPIRATION_DEFAULTS
+
     d = TrainConfig()
-    p.add_argument("--mode", default="pulse", choices=["pulse"], help="source to learn")
-    p.add_argument("--clips", type=int, default=d.clips, help="training clips (%(default)s)")
+    r = RESPIRATION_DEFAULTS
+
+    def both(name):
+        return f"pulse {getattr(d, name)}, respiration {r.get(name, getattr(d, name))}"
+
+    p.add_argument("--mode", default="pulse", choices=MODES, help="source to learn")
+    p.add_argument("--clips", type=int, help=f"training clips ({both('clips')})")
+    p.add_argument("--val-clips", type=int, help=f"held-out validation clips ({both('val_clips')})")
+    p.add_argument("--seconds", type=float, help=f"clip length in s ({both('seconds')})")
     p.add_argument(
-        "--val-clips", type=int, default=d.val_clips, help="held-out validation clips (%(default)s)"
+        "--fps",
+        type=float,
+        help=f"clip frame rate; for respiration the rate of frame pairs ({both('fps')})",
     )
-    p.add_argument("--seconds", type=float, default=d.seconds, help="clip length (s)")
-    p.add_argument("--fps", type=float, default=d.fps, help="clip frame rate")
     p.add_argument(
         "--render-size",
         type=parse_size,
-        default=d.render_size,
-        help="WxH the clips are rendered at (default 160x120)",
+        help="WxH the clips are rendered at (pulse 160x120, respiration 320x240)",
     )
     p.add_argument(
         "--crops",
         type=int,
-        default=d.crops_per_clip,
-        help="views per clip: whole frame + head crops (%(default)s)",
+        help=f"views per clip: whole frame + head crops ({both('crops_per_clip')})",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--epochs", type=int, help=f"passes over the data ({both('epochs')})")
+    p.add_argument("--batch", type=int, help=f"minibatch ({both('batch')})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate ({both('lr')})")
     p.add_argument(
         "--max-minutes", type=float, default=None, help="stop training after this many minutes"
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers, help="rendering processes")
-    p.add_argument("--out", default=d.out, help="weight file to write (%(default)s)")
+    p.add_argument(
+        "--out", help="weight file to write (rtmag/weights/pulse.pt or respiration.pt)"
+    )
 
 
 def run(args) -> int:
     from rtmag.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        mode=args.mode,
+    cfg = TrainConfig.for_mode(
+        args.mode,
         clips=args.clips,
         val_clips=args.val_clips,
         seconds=args.seconds,
