@@ -19,6 +19,13 @@ The step size gamma is set per frame from the requested magnification: gamma(t) 
 typical size of X_1 where the gradient puts its mass. ``gamma_scale`` comes from the
 weight file's calibration (see ``rtmag.calibrate``), so that ``magnification`` is the
 in-band gain of the pulse on skin that the output shows.
+
+Respiration (``mode="respiration"``) runs the same stream logic (timestamps,
+alignment delay, rates) through :class:`rtmag.motion.MotionPath`: phase differences of
+a complex steerable pyramid (Eq. 19) on every k-th frame, the breathing network's
+ascent, and phase offsets (Eq. 20-22) interpolated in time for the frames between.
+The two representations are "paths" with one small interface (``analyse``,
+``causal``, ``offline``, ``render``); the Magnifier owns what they share.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ import torch
 
 from rtmag.errors import FrameError, UserError
 
-MODES = ("pulse",)
+MODES = ("pulse", "respiration")
 REGIONS = ("frame", "face")
 SIZE = 36  # side of the low-resolution representation (the paper's L)
 DEFAULT_BANDS = {"pulse": (0.7, 2.5), "respiration": (0.16, 0.5)}
+DEFAULT_MAGNIFICATION = {"pulse": 20.0, "respiration": 10.0}
+DEFAULT_RATE_WINDOW_S = {"pulse": 10.0, "respiration": 30.0}
 
 
 @dataclass
@@ -43,11 +52,13 @@ class MagnifierConfig:
     """Settings of a :class:`Magnifier`.
 
     Attributes:
-        mode: what to magnify; ``"pulse"``.
-        magnification: in-band gain of the source on skin that the output shows (>= 1;
-            1 leaves the video unchanged).
+        mode: what to magnify; ``"pulse"`` (skin colour) or ``"respiration"`` (body
+            motion).
+        magnification: in-band gain of the source that the output shows (>= 1; 1
+            leaves the video unchanged): of the pulse on skin, or of the breathing
+            displacement; ``None`` = the mode's default (pulse 20, respiration 10).
         band: band-pass (low, high) in Hz; ``None`` = the mode's default
-            (pulse 0.7-2.5 Hz).
+            (pulse 0.7-2.5 Hz, respiration 0.16-0.5 Hz).
         fps: frame rate of the stream in frames/s (used by the filter design).
         n_iter: N, the number of gradient-ascent iterates (N-1 updates).
         gamma: fixed step size in units of X; ``None`` = derived from
@@ -57,17 +68,22 @@ class MagnifierConfig:
         engine: where the ascent runs (see ``rtmag.engines``).
         weights: path of a weight file; ``None`` = the shipped weights of the mode.
         max_batch: the most frame pairs given to the ascent at once.
-        rate_window_s: length of the window for the heart-rate estimate in seconds.
+        rate_window_s: window of the heart- or breathing-rate estimate in seconds;
+            ``None`` = the mode's default (pulse 10 s, respiration 30 s).
         scale_halflife_s: half-life in seconds of the running estimate s(t).
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
             magnification pasted back with a feathered edge (whole frame while no face
-            is found).
+            is found). Pulse only.
         device: torch device of the ascent.
+        decimate: respiration only: run the ascent on every k-th frame (pairs k frames
+            apart) and interpolate the phase offsets between; ``None`` = the k that
+            brings the pairs nearest the network's training rate (7.5 Hz: k = 4 at
+            30 fps), limited so that the band's top stays below 0.45 of the pair rate.
     """
 
     mode: str = "pulse"
-    magnification: float = 20.0
+    magnification: float | None = None
     band: tuple[float, float] | None = None
     fps: float = 30.0
     n_iter: int = 20
@@ -76,14 +92,19 @@ class MagnifierConfig:
     engine: str = "eager"
     weights: str | None = None
     max_batch: int = 32
-    rate_window_s: float = 10.0
+    rate_window_s: float | None = None
     scale_halflife_s: float = 2.0
     region: str = "frame"
     device: str = "cpu"
+    decimate: int | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; known modes: {', '.join(MODES)}")
+        if self.magnification is None:
+            self.magnification = DEFAULT_MAGNIFICATION[self.mode]
+        if self.rate_window_s is None:
+            self.rate_window_s = DEFAULT_RATE_WINDOW_S[self.mode]
         if not (math.isfinite(self.magnification) and 1.0 <= self.magnification <= 1000.0):
             raise UserError(
                 f"magnification must be between 1 and 1000 (got {self.magnification}); "
@@ -108,6 +129,23 @@ class MagnifierConfig:
             raise UserError(f"unknown region {self.region!r}; choose one of {', '.join(REGIONS)}")
         if not 1 <= self.max_batch <= 4096:
             raise UserError(f"max_batch must be between 1 and 4096 (got {self.max_batch})")
+        if self.mode == "respiration" and self.region != "frame":
+            raise UserError(
+                "--region face is for the pulse; respiration uses the whole frame "
+                "(the chest and shoulders are outside the face)"
+            )
+        if self.decimate is not None:
+            if self.mode != "respiration":
+                raise UserError("decimate is for mode respiration only")
+            if not 1 <= int(self.decimate) <= 64:
+                raise UserError(f"decimate must be between 1 and 64 (got {self.decimate})")
+            self.decimate = int(self.decimate)
+            if self.band[1] >= 0.5 * self.fps / self.decimate:
+                raise UserError(
+                    f"decimate {self.decimate} at {self.fps} fps samples the pairs at "
+                    f"{self.fps / self.decimate:.3g} Hz, too slow for a band up to "
+                    f"{self.band[1]} Hz; use a smaller decimate"
+                )
 
 
 @dataclass
@@ -183,20 +221,24 @@ def _ema_alpha(halflife_s: float, dt_s: float) -> float:
 
 
 class PairAnalyser:
-    """Turn consecutive low-resolution frames into the ascent's change ``dX``.
+    """Turn representations of frame pairs into the ascent's change ``dX``.
 
-    Stateful over a stream: keeps the previous low-resolution frame, the running
-    scale ``s(t)`` (median ``|X_1|`` of a frame, smoothed) and the running spread
-    ``K(t)`` of the gradient's mass (participation ratio of ``|X_N - X_1|``), which
-    together make the step size of each frame (module docstring).
+    Stateful over a stream: keeps the previous low-resolution frame (pulse), the
+    running scale ``s(t)`` (median ``|X_1|`` of a frame, smoothed) and the running
+    spread ``K(t)`` of the gradient's mass (participation ratio of ``|G_1|``), which
+    together make the step size of each pair (module docstring).
 
     Args:
-        net: frozen network (``rtmag.nets.PulseNet``) in eval mode.
+        net: frozen network (``rtmag.nets.PulseNet`` or ``BreathNet``) in eval mode.
         config: the magnifier's settings.
         gamma_per_gain: calibration constant ``c`` of ``gamma = c (A - 1) s K``.
+        pair_rate: pairs per second (the frame rate; for a decimated respiration
+            stream, frame rate / k), for the smoothing of ``s`` and ``K``.
     """
 
-    def __init__(self, net, config: MagnifierConfig, gamma_per_gain: float):
+    def __init__(
+        self, net, config: MagnifierConfig, gamma_per_gain: float, pair_rate: float | None = None
+    ):
         from rtmag.engines import create_engine
 
         self.net = net.eval()
@@ -206,7 +248,7 @@ class PairAnalyser:
         self.prev: np.ndarray | None = None
         self.scale: float | None = None
         self.spread: float | None = None
-        self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / config.fps)
+        self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
 
     def reset(self) -> None:
         self.prev = None
@@ -240,6 +282,21 @@ class PairAnalyser:
             out[i] = self.gamma_per_gain * (cfg.magnification - 1.0) * self.scale * self.spread
         return out
 
+    def ascend(self, x1: torch.Tensor):
+        """The ascent on representations ``x1`` ``(P, C, h, w)`` float32, in stream order.
+
+        Returns:
+            ``(delta, y, gamma)``: ``delta`` ``(P, C, h, w)`` float32 tensor X_N - X_1,
+            ``y`` ``(P,)`` float64 the network's reading, ``gamma`` ``(P,)`` the steps.
+        """
+        if len(x1) == 0:
+            return x1.new_zeros(x1.shape), np.zeros(0), np.zeros(0)
+        gamma = self.gammas(x1)
+        delta = self.engine(x1, torch.from_numpy(gamma).float())
+        with torch.inference_mode():
+            y = self.net(x1).double().numpy()
+        return delta, y, gamma
+
     def __call__(self, lowres: np.ndarray):
         """Analyse a batch of low-resolution frames ``(B, 36, 36, 3)`` float.
 
@@ -263,10 +320,7 @@ class PairAnalyser:
             return np.zeros((0, SIZE, SIZE, 3)), np.zeros(0), np.zeros(0)
         x = normalized_difference(np.asarray(c0, np.float32), np.asarray(c1, np.float32))
         x1 = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        gamma = self.gammas(x1)
-        delta = self.engine(x1, torch.from_numpy(gamma).float())
-        with torch.inference_mode():
-            y = self.net(x1).double().numpy()
+        delta, y, gamma = self.ascend(x1)
         dx = delta.double().numpy().transpose(0, 2, 3, 1)
         return np.ascontiguousarray(dx), y, gamma
 
@@ -286,12 +340,160 @@ def load_net(config: MagnifierConfig):
     return load_weights(path, mode=config.mode)
 
 
+@dataclass
+class Analysis:
+    """The ascent's result on one batch of frames (:meth:`Magnifier.analyse`).
+
+    Attributes:
+        delta: ``(P, ...)`` the changes X_N - X_1 of the ``P`` pairs analysed (pulse:
+            ``(P, 36, 36, 3)`` float64; respiration: ``(P, 4, 123, 123)`` float32).
+        y: ``(P,)`` the network's reading of each pair.
+        gamma: ``(P,)`` the step sizes used.
+        boxes: one per frame of the batch: the face box used, or None (whole frame).
+        at: ``(P,)`` position in the batch of the frame each pair ends at.
+    """
+
+    delta: np.ndarray
+    y: np.ndarray
+    gamma: np.ndarray
+    boxes: list
+    at: np.ndarray
+
+    def __iter__(self):  # ``dx, y, gamma, boxes = analysis`` (the pulse path's old tuple)
+        return iter((self.delta, self.y, self.gamma, self.boxes))
+
+
+class Slot:
+    """The render state of one frame (log gain or phase offset); ``value`` is None
+    until the path knows it (a respiration frame waits for the next analysed frame)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value=None):
+        self.value = value
+
+
+class ColourPath:
+    """The pulse's representation: 36x36x3 normalised differences and log gains."""
+
+    def __init__(self, net, config: MagnifierConfig, gamma_per_gain: float):
+        from rtmag.representations.colour import LogGainIntegrator
+
+        self.config = config
+        self.analyser = PairAnalyser(net, config, gamma_per_gain)
+        low, high = config.band
+        self.integrator = LogGainIntegrator(low, high, config.fps)
+        self.signal_rate = config.fps
+        self.tracker = None
+        self._prev_frame: np.ndarray | None = None
+        if config.region == "face":
+            from rtmag.region import FaceTracker
+
+            self.tracker = FaceTracker()
+
+    def group_delay_s(self) -> float:
+        return float(self.integrator.group_delay_s())
+
+    def reset(self) -> None:
+        self.analyser.reset()
+        self.integrator.reset()
+        self._prev_frame = None
+        if self.tracker is not None:
+            self.tracker.reset()
+
+    def analyse(self, frames: np.ndarray, times) -> Analysis:
+        from rtmag.representations.colour import downsample
+
+        b = len(frames)
+        if self.tracker is None:
+            dx, y, gamma = self.analyser(downsample(frames))
+            return Analysis(dx, y, gamma, [None] * b, np.arange(b - len(dx), b))
+        from rtmag.region import crop_resize
+
+        c0, c1, boxes = [], [], []
+        for f, t in zip(frames, times):
+            box = self.tracker.update(f, t)
+            if self._prev_frame is not None:
+                if box is None:  # no face: the whole frame, as the paper
+                    c0.append(downsample(self._prev_frame))
+                    c1.append(downsample(f))
+                else:
+                    c0.append(crop_resize(self._prev_frame, box))
+                    c1.append(crop_resize(f, box))
+            boxes.append(box)
+            self._prev_frame = f
+        dx, y, gamma = self.analyser.pairs(np.asarray(c0), np.asarray(c1))
+        return Analysis(dx, y, gamma, boxes, np.arange(b - len(dx), b))
+
+    def causal(self, a: Analysis, times) -> list[Slot]:
+        """Log gains of the batch's frames (the first frame of a stream gets none)."""
+        n = len(a.boxes)
+        o = np.zeros((n, SIZE, SIZE, 3))
+        if len(a.delta):
+            o[a.at] = self.integrator(a.delta)
+        return [Slot(o[i]) for i in range(n)]
+
+    def flush(self) -> None:
+        """Nothing is held back in this path."""
+
+    def offline(self, deltas: np.ndarray, delta_times, frame_times, notes: list):
+        """Zero-phase log gain of every frame of a whole clip: a function of frame
+        indices (``(k, 36, 36, 3)``). ``notes`` gets a line if the clip is too short
+        for the zero-phase filter (the causal one is used)."""
+        from rtmag.filters import design_bandpass, min_zero_phase_length
+        from rtmag.representations.colour import LogGainIntegrator, offline_log_gain
+
+        cfg = self.config
+        n = len(frame_times)
+        sos = design_bandpass(cfg.band[0], cfg.band[1], cfg.fps)
+        if n >= min_zero_phase_length(sos):
+            gain = offline_log_gain(deltas, sos)
+        else:
+            notes.append(
+                f"clip of {n} frames is shorter than the zero-phase filter needs "
+                f"({min_zero_phase_length(sos)}); used the causal filter"
+            )
+            gain = np.zeros((n, SIZE, SIZE, 3))
+            if n > 1:
+                gain[1:] = LogGainIntegrator(cfg.band[0], cfg.band[1], cfg.fps)(deltas)
+        return lambda idx: gain[idx]
+
+    def render(self, frames: np.ndarray, log_gains: np.ndarray, boxes) -> np.ndarray:
+        """Magnified frames: ``frames`` ``(B, H, W, 3)`` uint8 times ``exp`` of the log
+        gains ``(B, 36, 36, 3)`` upsampled to the whole frame, or into each frame's
+        face box with a feathered edge."""
+        from rtmag.representations.colour import apply_log_gain
+
+        if all(b is None for b in boxes):
+            return apply_log_gain(frames, log_gains)
+        from rtmag.region import paste_log_gain
+
+        h, w = frames.shape[1:3]
+        out = np.empty_like(frames)
+        for i, (f, o, b) in enumerate(zip(frames, log_gains, boxes)):
+            if b is None:
+                out[i] = apply_log_gain(f, o)
+            else:
+                out[i] = apply_log_gain(f, paste_log_gain(o.astype(np.float32), b, h, w))
+        return out
+
+
+def make_path(net, config: MagnifierConfig, gamma_per_gain: float):
+    """The representation path of ``config.mode``."""
+    if config.mode == "respiration":
+        from rtmag.motion import MotionPath
+
+        return MotionPath(net, config, gamma_per_gain)
+    return ColourPath(net, config, gamma_per_gain)
+
+
 class Magnifier:
     """Frame-by-frame magnifier of one source (no threads).
 
     Push RGB ``uint8`` frames ``(H, W, 3)`` with their timestamps; get magnified
     frames back. Causal: the output for frame ``t`` uses frames up to ``t`` only
-    (plus the alignment delay with ``config.align``).
+    (plus the alignment delay with ``config.align``; in respiration mode frames wait
+    for the next analysed frame, at most ``decimate - 1`` frames).
 
     Args:
         config: settings; ``MagnifierConfig()`` for the defaults.
@@ -309,8 +511,6 @@ class Magnifier:
     """
 
     def __init__(self, config: MagnifierConfig | None = None, net=None, meta: dict | None = None):
-        from rtmag.filters import design_bandpass, group_delay_s
-        from rtmag.representations.colour import LogGainIntegrator
         from rtmag.vitals import RateTracker
 
         self.config = config = config or MagnifierConfig()
@@ -320,24 +520,29 @@ class Magnifier:
         calib = self.meta.get("calibration") or {}
         self.gamma_per_gain = float(calib.get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
         self.net = net
-        self.analyser = PairAnalyser(net, config, self.gamma_per_gain)
-        low, high = config.band
-        self.integrator = LogGainIntegrator(low, high, config.fps)
-        sos = design_bandpass(low, high, config.fps)
-        centre = math.sqrt(low * high)
-        self.group_delay_s = float(group_delay_s(sos, centre, config.fps))
+        self.path = make_path(net, config, self.gamma_per_gain)
+        self.group_delay_s = self.path.group_delay_s()
         self.delay_frames = int(round(self.group_delay_s * config.fps)) if config.align else 0
-        self.rates = RateTracker(window_s=config.rate_window_s, fs=config.fps, band=config.band)
+        self.rates = RateTracker(
+            window_s=config.rate_window_s, fs=self.path.signal_rate, band=config.band
+        )
         self._pending: collections.deque = collections.deque()
-        self._prev_frame: np.ndarray | None = None
-        self.tracker = None
-        if config.region == "face":
-            from rtmag.region import FaceTracker
-
-            self.tracker = FaceTracker()
         self._shape: tuple[int, int] | None = None
         self._index = 0
         self._last_t: float | None = None
+
+    # the pulse path's parts, as before the paths existed
+    @property
+    def analyser(self) -> PairAnalyser:
+        return self.path.analyser
+
+    @property
+    def integrator(self):
+        return getattr(self.path, "integrator", None)
+
+    @property
+    def tracker(self):
+        return getattr(self.path, "tracker", None)
 
     @property
     def latency_s(self) -> float:
@@ -346,22 +551,23 @@ class Magnifier:
 
     def reset(self) -> None:
         """Start a new stream (new camera, scene cut); keeps network and settings."""
-        self.analyser.reset()
-        self.integrator.reset()
-        self._prev_frame = None
-        if self.tracker is not None:
-            self.tracker.reset()
+        self.path.reset()
+        self.rates.reset()
         self._pending.clear()
         self._shape = None
         self._index = 0
         self._last_t = None
 
     def vitals(self) -> dict:
-        """Latest heart-rate estimate: ``{heart_rate_bpm, confidence}`` (None until known)."""
+        """Latest rate estimate of the mode's source (None until known).
+
+        Pulse: ``{heart_rate_bpm, heart_rate_confidence}``; respiration:
+        ``{breathing_rate_bpm, breathing_rate_confidence}`` (breaths/min)."""
         est = self.rates.current
         rate = None if est is None else est.rate_bpm
         conf = 0.0 if est is None else float(est.confidence)
-        return {"heart_rate_bpm": rate, "heart_rate_confidence": conf}
+        name = "heart_rate" if self.config.mode == "pulse" else "breathing_rate"
+        return {f"{name}_bpm": rate, f"{name}_confidence": conf}
 
     def push(self, frame: np.ndarray, t: float | None = None) -> list[MagnifiedFrame]:
         """Push one frame (RGB uint8 (H, W, 3)); returns the frames ready for output
@@ -383,10 +589,10 @@ class Magnifier:
                 does not increase. Nothing of the batch is consumed then.
         """
         checked = []
+        shape = self._shape
         for f in frames:
-            f = check_frame(f, self._shape)
-            if self._shape is None:
-                self._shape = f.shape[:2]
+            f = check_frame(f, shape)
+            shape = f.shape[:2]
             checked.append(f)
         if not checked:
             return []
@@ -404,30 +610,32 @@ class Magnifier:
                     "drop repeated frames or call reset() for a new stream"
                 )
             prev = t
+        if self._shape is None and self.config.mode == "respiration":
+            self.path.check_size(shape)
+        self._shape = shape
         out: list[MagnifiedFrame] = []
         cap = self.config.max_batch
         for start in range(0, n, cap):
             batch = np.stack(checked[start : start + cap])
             tchunk = times[start : start + cap]
-            dx, y, gamma, boxes = self.analyse(batch, tchunk)
-            first = batch.shape[0] - dx.shape[0]  # 1 at the start of a stream
-            o = np.zeros((batch.shape[0], SIZE, SIZE, 3))
-            if dx.shape[0]:
-                o[first:] = self.integrator(dx)
-            y_full = np.concatenate([np.full(first, np.nan), y])
-            g_full = np.concatenate([np.zeros(first), gamma])
+            a = self.path.analyse(batch, tchunk)
+            slots = self.path.causal(a, tchunk)
+            y_full = np.full(len(batch), np.nan)
+            g_full = np.zeros(len(batch))
+            y_full[a.at] = a.y
+            g_full[a.at] = a.gamma
             for i in range(batch.shape[0]):
                 if np.isfinite(y_full[i]):
                     self.rates.push(float(y_full[i]), tchunk[i])
                 self._pending.append(
-                    (batch[i], o[i], boxes[i], self._index, tchunk[i], y_full[i], g_full[i])
+                    (batch[i], slots[i], a.boxes[i], self._index, tchunk[i], y_full[i], g_full[i])
                 )
                 self._index += 1
             out.extend(self._emit(final=False))
             self._last_t = tchunk[-1]
         return out
 
-    def analyse(self, frames: np.ndarray, times) -> tuple:
+    def analyse(self, frames: np.ndarray, times) -> Analysis:
         """Run the ascent on the pairs that end at ``frames`` (stream order).
 
         Args:
@@ -435,64 +643,33 @@ class Magnifier:
             times: their timestamps in seconds.
 
         Returns:
-            ``(dx, y, gamma, boxes)``: ``dx`` ``(P, 36, 36, 3)`` the changes X_N - X_1
-            of the ``P`` pairs (``P = B``, or ``B - 1`` at the start of a stream),
-            ``y`` and ``gamma`` ``(P,)``, and ``boxes`` (one per frame: the face box
-            the representation came from, or None for the whole frame).
+            :class:`Analysis` (it unpacks as ``dx, y, gamma, boxes``).
         """
-        from rtmag.representations.colour import downsample
+        return self.path.analyse(frames, times)
 
-        if self.tracker is None:
-            dx, y, gamma = self.analyser(downsample(frames))
-            return dx, y, gamma, [None] * len(frames)
-        from rtmag.region import crop_resize
-
-        c0, c1, boxes = [], [], []
-        for f, t in zip(frames, times):
-            box = self.tracker.update(f, t)
-            if self._prev_frame is not None:
-                if box is None:  # no face: the whole frame, as the paper
-                    c0.append(downsample(self._prev_frame))
-                    c1.append(downsample(f))
-                else:
-                    c0.append(crop_resize(self._prev_frame, box))
-                    c1.append(crop_resize(f, box))
-            boxes.append(box)
-            self._prev_frame = f
-        dx, y, gamma = self.analyser.pairs(np.asarray(c0), np.asarray(c1))
-        return dx, y, gamma, boxes
-
-    def render(self, frames: np.ndarray, log_gains: np.ndarray, boxes) -> np.ndarray:
-        """Magnified frames: ``frames`` ``(B, H, W, 3)`` uint8 times ``exp`` of the log
-        gains ``(B, 36, 36, 3)`` upsampled to the whole frame, or into each frame's
-        face box with a feathered edge."""
-        from rtmag.representations.colour import apply_log_gain
-
-        if all(b is None for b in boxes):
-            return apply_log_gain(frames, log_gains)
-        from rtmag.region import paste_log_gain
-
-        h, w = frames.shape[1:3]
-        out = np.empty_like(frames)
-        for i, (f, o, b) in enumerate(zip(frames, log_gains, boxes)):
-            if b is None:
-                out[i] = apply_log_gain(f, o)
-            else:
-                out[i] = apply_log_gain(f, paste_log_gain(o.astype(np.float32), b, h, w))
-        return out
+    def render(self, frames: np.ndarray, states: np.ndarray, boxes) -> np.ndarray:
+        """Magnified frames from ``frames`` ``(B, H, W, 3)`` uint8 and their render
+        states (pulse: log gains ``(B, 36, 36, 3)``; respiration: phase offsets
+        ``(B, 4, 123, 123)``)."""
+        return self.path.render(frames, states, boxes)
 
     def _emit(self, final: bool) -> list[MagnifiedFrame]:
-        """Pair each pending frame with the gain ``delay_frames`` later and emit it."""
+        """Pair each pending frame with the state ``delay_frames`` later and emit it."""
         d = self.delay_frames
+        if final:
+            self.path.flush()
         ready = []
-        while len(self._pending) > d or (final and self._pending):
-            frame, _, box, index, t, y, g = self._pending[0]
+        while self._pending and self._pending[0][1].value is not None:
             if len(self._pending) > d:
-                gain = self._pending[d][1]
-            else:  # end of stream: the last frames keep the newest gain there is
-                gain = self._pending[-1][1]
-            self._pending.popleft()
-            ready.append((frame, gain, box, index, t, y, g))
+                slot = self._pending[d][1]
+            elif final:  # end of stream: the last frames keep the newest state there is
+                slot = self._pending[-1][1]
+            else:
+                break
+            if slot.value is None:
+                break
+            frame, _, box, index, t, y, g = self._pending.popleft()
+            ready.append((frame, slot.value, box, index, t, y, g))
         if not ready:
             return []
         images = self.render(
@@ -512,5 +689,6 @@ class Magnifier:
         ]
 
     def flush(self) -> list[MagnifiedFrame]:
-        """Emit the frames still held back by the alignment delay (end of stream)."""
+        """Emit the frames still held back (alignment delay, frames waiting for the
+        next analysed frame) at the end of a stream."""
         return self._emit(final=True)

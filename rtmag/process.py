@@ -194,47 +194,35 @@ def _causal(mag, src, writer, signal, times, progress) -> int:
 
 
 def _offline(mag, src, writer, signal, times, progress) -> int:
-    from rtmag.filters import design_bandpass, min_zero_phase_length
-    from rtmag.representations.colour import (
-        LogGainIntegrator,
-        offline_log_gain,
-    )
     from rtmag.video import VideoReader
 
     cfg = mag.config
-    dxs, boxes = [], []
+    deltas, delta_times, frame_times, boxes = [], [], [], []
     n = 0
     with VideoReader(src) as reader:
         for batch in _batches(reader, cfg.max_batch):
             images = np.stack([fr.image for fr in batch])
-            dx, y, _, b = mag.analyse(images, [fr.time_s for fr in batch])
-            dxs.append(dx)
-            boxes.extend(b)
-            first = len(batch) - len(y)
-            signal.extend(y.tolist())
-            times.extend(fr.time_s for fr in batch[first:])
+            tb = [fr.time_s for fr in batch]
+            a = mag.analyse(images, tb)
+            deltas.append(a.delta)
+            delta_times.extend(tb[i] for i in a.at)
+            frame_times.extend(tb)
+            boxes.extend(a.boxes)
+            signal.extend(a.y.tolist())
+            times.extend(tb[i] for i in a.at)
             n += len(batch)
             if progress:
                 progress(len(batch) / 2)
-    dx_all = np.concatenate(dxs) if dxs else np.zeros((0, 36, 36, 3))
-    sos = design_bandpass(cfg.band[0], cfg.band[1], cfg.fps)
-    if n >= min_zero_phase_length(sos):
-        gain = offline_log_gain(dx_all, sos)
-    else:  # too short for the zero-phase filter: the causal one, stated in the notes
-        writer.notes.append(
-            f"clip of {n} frames is shorter than the zero-phase filter needs "
-            f"({min_zero_phase_length(sos)}); used the causal filter"
-        )
-        gain = np.zeros((n, 36, 36, 3))
-        if n > 1:
-            gain[1:] = LogGainIntegrator(cfg.band[0], cfg.band[1], cfg.fps)(dx_all)
+    if n == 0:
+        return 0
+    states = mag.path.offline(np.concatenate(deltas), delta_times, frame_times, writer.notes)
     with VideoReader(src) as reader:
         for batch in _batches(reader, cfg.max_batch):
             idx = [fr.index for fr in batch]
-            if idx[-1] >= len(gain):
+            if idx[-1] >= n:
                 raise VideoError(f"{src}: the second decode gave more frames than the first")
             images = mag.render(
-                np.stack([fr.image for fr in batch]), gain[idx], [boxes[i] for i in idx]
+                np.stack([fr.image for fr in batch]), states(idx), [boxes[i] for i in idx]
             )
             for fr, img in zip(batch, images):
                 writer.write(img, pts=fr.pts)
@@ -248,27 +236,26 @@ def magnify_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Magnify a clip held in memory, ``(T, H, W, 3)`` uint8 -> same, plus the network's
     reading ``(T - 1,)``. The same computation as :func:`magnify_file` without files."""
-    from rtmag.filters import design_bandpass
-    from rtmag.representations.colour import offline_log_gain
-
     cfg = magnifier.config
     if causal:
         outs = []
         for i in range(0, len(frames), cfg.max_batch):
             outs += magnifier.push_many(list(frames[i : i + cfg.max_batch]))
         outs += magnifier.flush()
-        sig = np.array([o.signal for o in outs[1:]]) if len(outs) > 1 else np.zeros(0)
+        sig = np.array([o.signal for o in outs if np.isfinite(o.signal)])
         return np.stack([o.image for o in outs]), sig
-    dxs, ys, boxes = [], [], []
+    deltas, ys, boxes, delta_times = [], [], [], []
+    frame_times = np.arange(len(frames)) / cfg.fps
     for i in range(0, len(frames), cfg.max_batch):
         chunk = frames[i : i + cfg.max_batch]
-        dx, y, _, b = magnifier.analyse(chunk, np.arange(i, i + len(chunk)) / cfg.fps)
-        dxs.append(dx)
-        ys.append(y)
-        boxes.extend(b)
-    gain = offline_log_gain(np.concatenate(dxs), design_bandpass(*cfg.band, cfg.fps))
+        a = magnifier.analyse(chunk, frame_times[i : i + len(chunk)])
+        deltas.append(a.delta)
+        ys.append(a.y)
+        boxes.extend(a.boxes)
+        delta_times.extend(frame_times[i + a.at])
+    states = magnifier.path.offline(np.concatenate(deltas), delta_times, frame_times, [])
     out = np.empty_like(frames)
     for i in range(0, len(frames), cfg.max_batch):
-        j = slice(i, i + cfg.max_batch)
-        out[j] = magnifier.render(frames[j], gain[j], boxes[j])
+        j = np.arange(i, min(i + cfg.max_batch, len(frames)))
+        out[j] = magnifier.render(frames[j], states(j), [boxes[k] for k in j])
     return out, np.concatenate(ys)
