@@ -39,25 +39,28 @@ class FileResult:
     engine: str
     seconds: float
     causal: bool
-    heart_rate_bpm: float | None
+    heart_rate_bpm: float | None  # the mode's rate: breaths/min for respiration
     heart_rate_confidence: float
     signal: np.ndarray
     codec: str
     notes: list = field(default_factory=list)
+    decimate: int = 1
 
     def report(self) -> dict:
+        rate = "heart_rate" if self.config.mode == "pulse" else "breathing_rate"
         return {
             "input": self.input,
             "output": self.output,
             "mode": self.config.mode,
-            "heart_rate_bpm": self.heart_rate_bpm,
-            "heart_rate_confidence": self.heart_rate_confidence,
+            f"{rate}_bpm": self.heart_rate_bpm,
+            f"{rate}_confidence": self.heart_rate_confidence,
             "frames": self.frames,
             "fps": self.fps,
             "magnification": self.config.magnification,
             "gamma": self.config.gamma,
             "iterations": self.config.n_iter,
             "band_hz": list(self.config.band),
+            **({"decimate": self.decimate} if self.config.mode == "respiration" else {}),
             "engine": self.engine,
             "causal": self.causal,
             "align": self.config.align,
@@ -149,7 +152,8 @@ def magnify_file(
         raise VideoError(f"{src}: no frames decoded; nothing to magnify")
     seconds = time.perf_counter() - t0
     sig = np.asarray(signal, dtype=np.float64)
-    est = estimate_rate(sig, config.fps, config.band, t=np.asarray(times)) if len(sig) else None
+    rate_fs = magnifier.path.signal_rate
+    est = estimate_rate(sig, rate_fs, config.band, t=np.asarray(times)) if len(sig) else None
     rate = None if est is None else est.rate_bpm
     return FileResult(
         input=str(src),
@@ -165,6 +169,7 @@ def magnify_file(
         signal=sig,
         codec=writer.codec_name,
         notes=list(writer.notes),
+        decimate=int(getattr(magnifier.path, "k", 1)),
     )
 
 

@@ -125,7 +125,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise UserError(f"unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}")
+            raise UserError(
+                f"unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}"
+            )
         for name in ("clips", "val_clips", "epochs", "batch", "crops_per_clip", "workers"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -310,10 +312,7 @@ def evaluate_net(net: nn.Module, xs, ys, tasks, fps: float, band=(0.7, 2.5)) -> 
     with torch.inference_mode():
         for x, y, task in zip(xs, ys, tasks):
             pred = torch.cat(
-                [
-                    net(torch.from_numpy(x[i : i + 128]).float())
-                    for i in range(0, len(x), 128)
-                ]
+                [net(torch.from_numpy(x[i : i + 128]).float()) for i in range(0, len(x), 128)]
             ).numpy()
             per_task[task].append(bandpassed_correlation(pred, y, fps, band))
     res = {t: float(np.mean(v)) for t, v in per_task.items() if v}

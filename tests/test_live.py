@@ -493,7 +493,7 @@ def test_window_keys_without_a_window(tmp_path):
     win.canvas = compose(items[0], win.state, 48)
     key = ord
     assert win.handle_key(key("v"), pipe) and win.state.view == "magnified"
-    assert win.handle_key(key("m"), pipe) and "only pulse" in win.state.message
+    assert win.handle_key(key("m"), pipe) and "--mode pulse|respiration" in win.state.message
     win.handle_key(key("+"), pipe)
     pipe._apply_controls()
     assert pipe.magnifier.config.magnification == pytest.approx(10 * 2**0.5)

@@ -6,9 +6,7 @@ from rtmag.commands.common import parse_size
 
 
 def add_arguments(p):
-    from rtmag.train import TrainConfig
-
-    from rtmag.train import MODES, RESPIRATION_DEFAULTS
+    from rtmag.train import MODES, RESPIRATION_DEFAULTS, TrainConfig
 
     d = TrainConfig()
     r = RESPIRATION_DEFAULTS
@@ -43,9 +41,7 @@ def add_arguments(p):
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers, help="rendering processes")
-    p.add_argument(
-        "--out", help="weight file to write (rtmag/weights/pulse.pt or respiration.pt)"
-    )
+    p.add_argument("--out", help="weight file to write (rtmag/weights/pulse.pt or respiration.pt)")
 
 
 def run(args) -> int:

@@ -66,8 +66,8 @@ def run_live(args, source, magnifier) -> int:
         )
     if args.headless:
         res = run_headless(pipeline, args.out, duration_s=args.duration, overwrite=args.force)
-        hr = res.heart_rate_bpm
-        hr_text = "unknown" if hr is None else f"{hr:.1f} bpm"
+        from rtmag.commands.magnify import rate_line
+
         lat = sorted(res.latencies_s)
         # a file read without pacing queues behind the processing: no latency to speak of
         latency = (
@@ -77,7 +77,13 @@ def run_live(args, source, magnifier) -> int:
             f"wrote {res.output}: {res.frames} frames in {res.seconds:.1f} s, "
             f"{res.dropped} dropped{latency}"
         )
-        print(f"heart rate: {hr_text} (confidence {res.heart_rate_confidence:.2f})")
+        rate = "heart_rate" if magnifier.config.mode == "pulse" else "breathing_rate"
+        rep = {
+            "mode": magnifier.config.mode,
+            f"{rate}_bpm": res.heart_rate_bpm,
+            f"{rate}_confidence": res.heart_rate_confidence,
+        }
+        print(rate_line(rep))
         if res.interrupted:
             print("stopped by Ctrl-C; the file is complete up to there", file=sys.stderr)
         if pipeline.capture.lost:

@@ -92,9 +92,14 @@ def _label(img: np.ndarray, text: str) -> None:
 def status_text(item, state: DisplayState) -> str:
     """The status line: rate and confidence, fps, latency, drops, magnification."""
     v = item.vitals
-    hr = v.get("heart_rate_bpm")
-    conf = float(v.get("heart_rate_confidence") or 0.0)
-    hr_text = "HR --- bpm" if hr is None else f"HR {hr:.0f} bpm"
+    if "breathing_rate_bpm" in v:
+        br = v.get("breathing_rate_bpm")
+        conf = float(v.get("breathing_rate_confidence") or 0.0)
+        hr_text = "BR --- /min" if br is None else f"BR {br:.0f} /min"
+    else:
+        hr = v.get("heart_rate_bpm")
+        conf = float(v.get("heart_rate_confidence") or 0.0)
+        hr_text = "HR --- bpm" if hr is None else f"HR {hr:.0f} bpm"
     lat = "---" if not np.isfinite(state.latency_ms) else f"{state.latency_ms:.0f}"
     align = f" (align +{item.align_latency_s * 1000:.0f})" if item.align_latency_s else ""
     gain = f"gamma {item.gamma:.2g}" if item.gamma is not None else f"x{item.magnification:.3g}"
@@ -227,7 +232,7 @@ class LiveWindow:
         if ch == "v":
             st.view = VIEWS[(VIEWS.index(st.view) + 1) % len(VIEWS)]
         elif ch == "m":
-            st.say("only pulse mode exists so far (respiration is not built yet)")
+            st.say("the mode is fixed for a run: restart with --mode pulse|respiration")
         elif ch in "+=":
             pipeline.scale_magnification(MAG_STEP)
             st.say("magnification up")

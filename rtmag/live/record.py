@@ -100,7 +100,7 @@ class HeadlessResult:
     dropped: int
     interrupted: bool
     end_reason: str
-    heart_rate_bpm: float | None
+    heart_rate_bpm: float | None  # the mode's rate (breaths/min for respiration)
     heart_rate_confidence: float
     latencies_s: list = field(default_factory=list)
     frames_out: list = field(default_factory=list)
@@ -181,8 +181,14 @@ def run_headless(
         dropped=pipeline.dropped,
         interrupted=interrupted,
         end_reason=pipeline.end_reason,
-        heart_rate_bpm=last_vitals.get("heart_rate_bpm"),
-        heart_rate_confidence=float(last_vitals.get("heart_rate_confidence") or 0.0),
+        heart_rate_bpm=_rate(last_vitals, "bpm"),
+        heart_rate_confidence=float(_rate(last_vitals, "confidence") or 0.0),
         latencies_s=latencies,
         frames_out=kept,
     )
+
+
+def _rate(vitals: dict, what: str):
+    """The heart rate's (or, in respiration mode, the breathing rate's) ``what``."""
+    key = f"heart_rate_{what}"
+    return vitals.get(key) if key in vitals else vitals.get(f"breathing_rate_{what}")
