@@ -114,3 +114,87 @@ def out_of_band_change_db(
         return float((r * r).sum())
 
     return float(10 * math.log10(max(oob(output), 1e-12) / max(oob(input), 1e-12)))
+
+
+def shoulder_boxes(torso: np.ndarray, head: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(y0, y1, x0, x1)`` on the left and right shoulder.
+
+    From ``torso`` and ``head`` masks ``(T, H, W)`` (a synthetic clip's truth): rows
+    from a tenth of the frame above the torso's top edge to a fifth below it (the
+    edge moves with the breath), columns of the torso outside every column the head
+    or neck ever covers (the head turns; the shoulders should not see it).
+    """
+    torso = np.asarray(torso, bool)
+    head = np.asarray(head, bool)
+    h, w = torso.shape[1:]
+    ys, xs = np.nonzero(torso[0])
+    if len(ys) == 0:
+        raise ValueError("the torso mask is empty: no shoulders to measure")
+    top = int(ys.min())
+    y0, y1 = max(0, top - h // 10), min(h, top + h // 5)
+    head_cols = np.nonzero(head.any(axis=(0, 1)))[0]
+    hx0, hx1 = (int(head_cols.min()), int(head_cols.max())) if len(head_cols) else (w, -1)
+    margin = w // 40
+    tx0, tx1 = int(xs.min()), int(xs.max())
+    boxes = []
+    if hx0 - margin - tx0 >= 8:
+        boxes.append((y0, y1, tx0, hx0 - margin))
+    if tx1 - (hx1 + margin) >= 8:
+        boxes.append((y0, y1, hx1 + margin + 1, tx1 + 1))
+    if not boxes:
+        raise ValueError("the head covers the torso's whole width: no shoulders to measure")
+    return boxes
+
+
+def vertical_displacement(
+    frames: np.ndarray, box: tuple[int, int, int, int], mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Vertical shift (pixels, down positive) of the content of a box against frame 0.
+
+    Dense optical flow (``cv2.calcOpticalFlowFarneback``, 3 levels) from frame 0 to
+    each frame over the box's luma, averaged over ``mask`` ``(H, W)`` inside the box
+    (e.g. the torso, eroded, so that a still background next to the edge does not
+    pull the mean to 0), or the whole box. ``frames`` ``(T, H, W, 3)`` or
+    ``(T, H, W)`` uint8. Returns ``(T,)``.
+    """
+    import cv2
+
+    y0, y1, x0, x1 = box
+    f = np.asarray(frames)
+    if f.ndim == 4:
+        f = np.stack([cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in f])
+    f = np.ascontiguousarray(f[:, y0:y1, x0:x1]).astype(np.uint8)
+    m = np.ones(f.shape[1:], bool) if mask is None else np.asarray(mask, bool)[y0:y1, x0:x1]
+    if not m.any():
+        raise ValueError("the mask is empty inside the box")
+    out = np.zeros(len(f))
+    for t in range(1, len(f)):
+        flow = cv2.calcOpticalFlowFarneback(f[0], f[t], None, 0.5, 3, 15, 3, 5, 1.1, 0)
+        out[t] = float(flow[..., 1][m].mean())
+    return out
+
+
+def displacement_gain(
+    output: np.ndarray, input: np.ndarray, truth: np.ndarray, fps: float, band=(0.16, 0.5)
+) -> float:
+    """In-band gain of a measured displacement: ``<F out, F r> / <F in, F r>``.
+
+    ``output``, ``input``: ``(T,)`` displacements measured in the output and the input
+    (:func:`vertical_displacement`); ``truth`` ``(T,)`` the true breathing
+    displacement (any scale: only its shape is used). As :func:`pulse_gain`, the
+    projection onto the truth ignores motion that is not the breath.
+    """
+    fo = _bandpassed(output, fps, band)
+    fi = _bandpassed(input, fps, band)
+    fr = _bandpassed(truth, fps, band)
+    den = float((fi * fr).sum())
+    return float((fo * fr).sum() / den) if den != 0 else float("nan")
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, masks: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB over the pixels where ``masks`` ``(T, H, W)`` is True, all frames
+    together (100 dB when identical there)."""
+    m = np.asarray(masks, bool)
+    d = np.asarray(a, np.float64)[m] - np.asarray(b, np.float64)[m]
+    mse = float((d * d).mean()) if d.size else 0.0
+    return 100.0 if mse == 0 else float(10 * math.log10(peak * peak / mse))

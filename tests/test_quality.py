@@ -67,3 +67,64 @@ def test_measure_clip_of_an_unchanged_video(pulse_net):
     assert r["psnr_input"] == 100.0
     assert r["psnr_ideal"] == pytest.approx(r["psnr_input_vs_ideal"])
     assert r["offskin_db"] == 0.0
+
+
+def _texture_frames(shifts, h=64, w=96, seed=0):
+    rng = np.random.default_rng(seed)
+    spec = np.fft.fft2(rng.normal(size=(h, w)))
+    fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
+    base = np.real(np.fft.ifft2(spec * np.exp(-((fx**2 + fy**2) / (2 * 0.1**2)))))
+    base = 128 + 80 * base / np.abs(base).max()
+    out = []
+    for d in shifts:
+        f = np.real(np.fft.ifft2(np.fft.fft2(base) * np.exp(-2j * np.pi * fy * d)))
+        out.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_vertical_displacement_of_a_known_shift():
+    shifts = [0.0, 0.5, 1.0, -0.75, 2.0]
+    frames = _texture_frames(shifts)
+    d = metrics.vertical_displacement(frames, (8, 56, 8, 88))
+    np.testing.assert_allclose(d, shifts, atol=0.08)
+    rgb = np.repeat(frames[..., None], 3, axis=3)
+    np.testing.assert_allclose(metrics.vertical_displacement(rgb, (8, 56, 8, 88)), d, atol=0.02)
+    with pytest.raises(ValueError, match="mask is empty"):
+        metrics.vertical_displacement(frames, (8, 56, 8, 88), np.zeros((64, 96), bool))
+
+
+def test_displacement_gain_is_the_ratio_of_projections():
+    t = np.arange(600) / 30.0
+    r = np.sin(2 * np.pi * 0.3 * t)
+    rng = np.random.default_rng(0)
+    d_in = 0.5 * r + 0.05 * rng.normal(size=t.size)
+    d_out = 4.0 * 0.5 * r + 3.0 * np.sin(2 * np.pi * 2.0 * t)  # out-of-band motion ignored
+    assert metrics.displacement_gain(d_out, d_in, r, 30.0) == pytest.approx(4.0, rel=0.05)
+    assert metrics.displacement_gain(d_in, d_in, r, 30.0) == pytest.approx(1.0)
+
+
+def test_masked_psnr_by_hand():
+    a = np.zeros((2, 2, 2, 3))
+    b = a.copy()
+    b[0, 0, 0] = 10.0  # inside the mask: 3 values off by 10 among 2*3 masked values
+    b[1, 1, 1] = 99.0  # outside the mask: ignored
+    m = np.zeros((2, 2, 2), bool)
+    m[0, 0, 0] = m[1, 0, 0] = True
+    want = 10 * math.log10(255**2 / (3 * 100 / 6))
+    assert metrics.masked_psnr(b, a, m) == pytest.approx(want)
+    assert metrics.masked_psnr(a, a, m) == 100.0
+
+
+def test_shoulder_boxes_avoid_the_head():
+    torso = np.zeros((2, 100, 200), bool)
+    torso[:, 60:, 20:180] = True
+    head = np.zeros((2, 100, 200), bool)
+    head[0, 10:70, 80:120] = True
+    head[1, 10:70, 90:130] = True  # the head moved: both positions are avoided
+    boxes = metrics.shoulder_boxes(torso, head)
+    assert len(boxes) == 2
+    (y0, y1, lx0, lx1), (_, _, rx0, rx1) = boxes
+    assert y0 == 50 and y1 == 80
+    assert lx0 == 20 and lx1 <= 80 and rx0 > 130 and rx1 == 180
+    with pytest.raises(ValueError, match="torso mask is empty"):
+        metrics.shoulder_boxes(np.zeros_like(torso), head)
