@@ -372,8 +372,7 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     """
     from tqdm import tqdm
 
-    from rtmag import __version__
-    from rtmag.nets import create_net, save_weights
+    from rtmag.nets import create_net
 
     torch.manual_seed(cfg.seed)
     t0 = time.time()
@@ -417,6 +416,8 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
             range(0, len(order), cfg.batch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False
         )
         for i in bar:
+            if cfg.max_minutes is not None and (time.time() - t_train) / 60 > cfg.max_minutes:
+                break  # out of time: validate and keep what this epoch learned
             idx = order[i : i + cfg.batch]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
@@ -444,13 +445,27 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
         if val["all"] > best:
             best = val["all"]
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            # written after every improving epoch: an interrupted run keeps its best
+            _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data)
         if cfg.max_minutes is not None and rec["minutes"] > cfg.max_minutes:
             log(f"stopping: {cfg.max_minutes} minutes of training reached")
             break
     net.load_state_dict(best_state)
     net.eval()
+    log(f"wrote {cfg.out} (best validation correlation {best:.3f})")
+    return net, history
+
+
+def _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data) -> None:
+    """Write the weight file (best state so far), its history JSON and loss curve."""
+    from rtmag import __version__
+    from rtmag.nets import create_net, save_weights
+
     out = pathlib.Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    best_net = create_net(cfg.mode, x_scale=1.0 / x_std)
+    best_net.load_state_dict(best_state)
+    best_net.eval()
     if cfg.mode == "pulse":
         rep = {"kind": "normalized_difference", "size": 36, "downsample": "area", "channels": "RGB"}
     else:
@@ -482,8 +497,6 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
         "training_minutes": (time.time() - t_train) / 60,
         "data_minutes": t_data / 60,
     }
-    save_weights(out, net, meta)
+    save_weights(out, best_net, meta)
     (out.with_suffix(".history.json")).write_text(json.dumps(history, indent=1))
     draw_curve(history, out.with_suffix(".loss.png"))
-    log(f"wrote {out} (best validation correlation {best:.3f})")
-    return net, history
