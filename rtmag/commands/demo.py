@@ -1,7 +1,7 @@
 """``rtmag demo``: the live pipeline on a built-in synthetic person (no camera needed).
 
-The person's pulse is hidden under task-D head motion (a new head orientation once a
-second, paper section 4). With a display the live window opens; without one a short
+The person's pulse (or, with ``--mode respiration``, their breathing) is hidden under
+task-D head motion (a new head orientation once a second, paper section 4). With a display the live window opens; without one a short
 clip is written to a file and the command says where.
 """
 
@@ -30,9 +30,17 @@ def add_arguments(p) -> None:
 
 
 def synthetic_source(
-    size, heart_rate: float, seed: int, seconds: float, fps: float = 30.0, live: bool = True
+    size,
+    heart_rate: float,
+    seed: int,
+    seconds: float,
+    fps: float = 30.0,
+    live: bool = True,
+    mode: str = "pulse",
 ):
-    """The demo's source: a person rendered frame by frame (task D, patterned background)."""
+    """The demo's source: a person rendered frame by frame (task D, patterned
+    background), with a faint pulse, and breathing that moves the shoulders by about
+    a pixel (640x480 scale)."""
     from rtmag.live.capture import IteratorSource
     from rtmag.synth import SynthConfig, iter_render
 
@@ -44,6 +52,9 @@ def synthetic_source(
         seed=seed,
         heart_rate_bpm=heart_rate,
         pulse_amplitude=0.006,
+        breathing_rate_bpm=15.0,
+        breathing_amplitude_px=1.2,
+        mode=mode,
     )
 
     def frames():
@@ -75,10 +86,14 @@ def run(args) -> int:
         seconds = args.duration or HEADLESS_SECONDS
         args.duration = seconds
         args.no_pace = True  # a clip: render as fast as the CPU allows, drop nothing
-        source = synthetic_source(args.size, args.heart_rate, args.seed, seconds + 1, live=False)
+        source = synthetic_source(
+            args.size, args.heart_rate, args.seed, seconds + 1, live=False, mode=args.mode
+        )
     else:
         os.makedirs(args.snapshots, exist_ok=True)
-        source = synthetic_source(args.size, args.heart_rate, args.seed, args.duration or 3600.0)
+        source = synthetic_source(
+            args.size, args.heart_rate, args.seed, args.duration or 3600.0, mode=args.mode
+        )
     try:
         magnifier = Magnifier(magnifier_config(args, fps=source.fps))
     except BaseException:

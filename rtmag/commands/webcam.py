@@ -48,9 +48,7 @@ def add_arguments(p) -> None:
 
 def run_live(args, source, magnifier) -> int:
     """Run the live pipeline on ``source`` with a window or headless (shared with demo)."""
-    from rtmag.live.display import LiveWindow
     from rtmag.live.pipeline import DEFAULT_TORCH_THREADS, LivePipeline
-    from rtmag.live.record import run_headless
 
     pipeline = LivePipeline(
         source,
@@ -64,6 +62,19 @@ def run_live(args, source, magnifier) -> int:
         print(
             f"aligned: frames shown {magnifier.latency_s * 1000:.0f} ms late (the filter's group delay)"
         )
+    try:
+        return _run(args, source, magnifier, pipeline)
+    finally:
+        # stop() gives the threads 2 s; an ascent batch may take longer (respiration on
+        # a slow CPU). Let it end here: a thread inside torch at interpreter exit aborts.
+        if pipeline.processor.is_alive():
+            pipeline.processor.join()
+
+
+def _run(args, source, magnifier, pipeline) -> int:
+    from rtmag.live.display import LiveWindow
+    from rtmag.live.record import run_headless
+
     if args.headless:
         res = run_headless(pipeline, args.out, duration_s=args.duration, overwrite=args.force)
         from rtmag.commands.magnify import rate_line
