@@ -18,6 +18,16 @@ Conventions
 
 Pure functions come first; :class:`StreamingBandpass` and :class:`RunningSum` are
 thin holders of state over them.
+
+Variable frame rate
+-------------------
+Cameras and network streams do not deliver frames at exact intervals.
+:class:`VariableRateBandpass` is the same Butterworth band-pass as a continuous-time
+state space (:func:`analog_bandpass_ss`) discretised per sample with that sample's
+own time step: the trapezoidal rule (the bilinear transform, per step) on the
+analog prototype pre-warped for the nominal rate. With uniform timestamps at the
+nominal rate it *is* :func:`design_bandpass`'s filter (to rounding); under jitter
+it follows the continuous-time filter instead of treating the samples as uniform.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ __all__ = [
     "band_centre",
     "steady_state",
     "StreamingBandpass",
+    "analog_bandpass_ss",
+    "VariableRateBandpass",
     "RunningSum",
 ]
 
@@ -346,6 +358,214 @@ class StreamingBandpass:
                 raise UserError("give freq_hz: this filter was built from sos, not a band")
             freq_hz = band_centre(*self.band)
         return group_delay_s(self.sos, freq_hz, self.fs)
+
+
+def _pair_roots(roots: np.ndarray) -> list[tuple[complex, complex]]:
+    """Pair roots of a real polynomial into conjugate pairs, then real roots two by two."""
+    roots = list(np.asarray(roots, dtype=np.complex128))
+    pairs, reals = [], []
+    while roots:
+        r = roots.pop(0)
+        if abs(r.imag) <= 1e-9 * max(1.0, abs(r)):
+            reals.append(r.real)
+            continue
+        j = int(np.argmin([abs(q - np.conj(r)) for q in roots]))
+        pairs.append((r, roots.pop(j)))
+    reals.sort()
+    pairs += [(complex(reals[i]), complex(reals[i + 1])) for i in range(0, len(reals), 2)]
+    return pairs
+
+
+def analog_bandpass_ss(
+    low_hz: float, high_hz: float, fs: float, order: int = 6, prewarp: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Continuous-time Butterworth band-pass as a real state space ``(A, B, C)``.
+
+    ``dx/dt = A x + B u``, ``y = C x`` (no direct term: a band-pass has none), time in
+    seconds. Built as a cascade of ``order // 2`` second-order sections
+    ``g s / (s^2 + a1 s + a0)`` (one zero at 0 each, a pole pair each) in controllable
+    form, which stays well conditioned where the order-6 polynomial would not.
+
+    Args:
+        low_hz, high_hz, fs, order: as :func:`design_bandpass` (validated there).
+        prewarp: place the analog cut-offs at ``2 fs tan(pi f / fs)`` rad/s, so that
+            the trapezoidal rule at ``dt = 1 / fs`` gives exactly
+            :func:`design_bandpass`'s filter (scipy pre-warps the same way). False:
+            the analog Butterworth with cut-offs ``2 pi f`` (the ideal continuous
+            filter).
+
+    Returns:
+        ``A`` ``(n, n)``, ``B`` ``(n,)``, ``C`` ``(n,)`` float64, ``n = order``.
+    """
+    design_bandpass(low_hz, high_hz, fs, order)  # validates (UserError)
+    fs = float(fs)
+    edges = np.array([float(low_hz), float(high_hz)])
+    w = 2.0 * fs * np.tan(np.pi * edges / fs) if prewarp else 2.0 * np.pi * edges
+    z, p, k = signal.butter(int(order) // 2, w, btype="band", analog=True, output="zpk")
+    if len(z) != len(p) // 2 or np.any(np.abs(z) > 1e-9 * max(1.0, float(np.max(np.abs(p))))):
+        raise AssertionError("a Butterworth band-pass has order/2 zeros at s = 0")
+    sections = []
+    for p1, p2 in _pair_roots(p):
+        a1, a0 = float(-(p1 + p2).real), float((p1 * p2).real)
+        sections.append([a1, a1, a0])  # g = a1: unit gain at the section's peak
+    sections[0][0] *= float(np.real(k)) / float(np.prod([s[1] for s in sections]))
+    n = 2 * len(sections)
+    A, B, C = np.zeros((n, n)), np.zeros(n), np.zeros(n)
+    B[1] = 1.0
+    for i, (_g, a1, a0) in enumerate(sections):
+        j = 2 * i
+        A[j, j + 1] = 1.0
+        A[j + 1, j], A[j + 1, j + 1] = -a0, -a1
+        if i > 0:  # input of this section = output g * x' of the one before
+            A[j + 1, j - 1] = sections[i - 1][0]
+    C[n - 1] = sections[-1][0]
+    return A, B, C
+
+
+class VariableRateBandpass:
+    """Causal Butterworth band-pass that follows each sample's timestamp.
+
+    The filter of :func:`analog_bandpass_ss` (pre-warped for the nominal ``fs``),
+    stepped from sample to sample with the trapezoidal rule over the sample's own
+    ``dt``. One independent filter per element, so it runs on whole arrays
+    (``(T, *shape)`` chunks, state ``(n, *shape)``). Properties:
+
+    * uniform timestamps ``1 / fs`` apart give :func:`design_bandpass`'s filter
+      (``scipy.signal.sosfilt``) to rounding;
+    * a jittered ``dt`` is integrated as it is, not as ``1 / fs``;
+    * a step longer than the nominal period (dropped frames, a stalled camera) is
+      taken as ``round(dt * fs)`` sub-steps with the input interpolated linearly
+      between the two samples, i.e. as if the missing frames had been there;
+    * a gap longer than ``max_gap_s`` restarts the filter in the steady state of
+      the new sample (output 0, no transient): by then the old state would have
+      decayed anyway.
+
+    The first sample of a stream is one nominal period after a filter at rest
+    (``init="zeros"``, as :class:`StreamingBandpass`) or starts in its steady state
+    (``init="steady"``).
+
+    Args:
+        low_hz, high_hz, fs, order: as :func:`design_bandpass`; ``fs`` is the nominal
+            rate in samples per second.
+        init: ``"zeros"`` or ``"steady"``.
+        max_gap_s: longest gap bridged by sub-steps, seconds.
+
+    Example:
+        >>> bp = VariableRateBandpass(0.7, 2.5, fs=30.0)
+        >>> y = bp(np.zeros((2, 36, 36, 3)), times=[0.0, 0.031])
+    """
+
+    def __init__(
+        self,
+        low_hz: float,
+        high_hz: float,
+        fs: float,
+        order: int = 6,
+        init: str = "zeros",
+        max_gap_s: float = 10.0,
+    ) -> None:
+        if init not in ("zeros", "steady"):
+            raise UserError(f"init must be 'zeros' or 'steady', got {init!r}")
+        if not (max_gap_s > 0 and math.isfinite(max_gap_s)):
+            raise UserError(f"max_gap_s must be a positive number of seconds, got {max_gap_s!r}")
+        self.A, self.B, self.C = analog_bandpass_ss(low_hz, high_hz, fs, order)
+        self.fs = float(fs)
+        self.band = (float(low_hz), float(high_hz))
+        self.order = int(order)
+        self.init = init
+        self.max_gap_s = float(max_gap_s)
+        self._steady = -np.linalg.solve(self.A, self.B)  # x for a constant unit input
+        self._cache: tuple[float, np.ndarray, np.ndarray] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next call starts from a fresh state."""
+        self.state: np.ndarray | None = None  # (n, *shape) float64
+        self.last_input: np.ndarray | None = None  # (*shape,)
+        self.last_time: float | None = None
+
+    def _step_matrices(self, h: float) -> tuple[np.ndarray, np.ndarray]:
+        """Trapezoidal step of ``h`` seconds: ``x' = Ad x + Bd (u_prev + u)``."""
+        if self._cache is not None and self._cache[0] == h:
+            return self._cache[1], self._cache[2]
+        n = self.A.shape[0]
+        m = np.eye(n) - 0.5 * h * self.A
+        ad = np.linalg.solve(m, np.eye(n) + 0.5 * h * self.A)
+        bd = np.linalg.solve(m, 0.5 * h * self.B)
+        self._cache = (h, ad, bd)
+        return ad, bd
+
+    def _advance(self, u: np.ndarray, dt: float) -> None:
+        """Move the state from ``last_input`` to ``u`` over ``dt`` seconds."""
+        if dt > self.max_gap_s:
+            self.state = np.multiply.outer(self._steady, u)
+            self.last_input = u
+            return
+        steps = max(1, int(round(dt * self.fs)))
+        ad, bd = self._step_matrices(dt / steps)
+        x, u0 = self.state, self.last_input
+        flat = x.reshape(x.shape[0], -1)
+        for j in range(1, steps + 1):
+            u_prev = u0 + (u - u0) * ((j - 1) / steps) if j > 1 else u0
+            u_next = u if j == steps else u0 + (u - u0) * (j / steps)
+            flat = ad @ flat + np.multiply.outer(bd, (u_prev + u_next).ravel())
+        self.state = flat.reshape(x.shape)
+        self.last_input = u
+
+    def _start(self, u: np.ndarray) -> None:
+        n = self.A.shape[0]
+        if self.init == "steady":
+            self.state = np.multiply.outer(self._steady, u)
+            self.last_input = u.copy()
+        else:
+            self.state = np.zeros((n,) + u.shape)
+            self.last_input = np.zeros(u.shape)
+            self._advance(u, 1.0 / self.fs)
+
+    def __call__(self, x: np.ndarray, times) -> np.ndarray:
+        """Filter the next chunk ``x`` ``(T, *shape)`` sampled at ``times`` ``(T,)``
+        (seconds, strictly increasing, also across chunks); returns float64
+        ``(T, *shape)``.
+
+        Raises:
+            FrameError: a chunk without a time axis, per-frame shape other than the
+                stream's, a timestamp count that does not match, or a timestamp that
+                is not finite or does not increase. Nothing is consumed then.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim < 1:
+            raise FrameError("a chunk needs a time axis 0: shape (T, *shape); use x[None]")
+        t = np.asarray(times, dtype=np.float64).ravel()
+        if t.shape[0] != x.shape[0]:
+            raise FrameError(f"got {x.shape[0]} samples but {t.shape[0]} timestamps")
+        if self.state is not None and self.state.shape[1:] != x.shape[1:]:
+            raise FrameError(
+                f"chunk frames have shape {x.shape[1:]}, but this filter's stream has "
+                f"{self.state.shape[1:]}; call reset() to start a new stream"
+            )
+        prev = self.last_time
+        for ti in t:
+            if not math.isfinite(ti) or (prev is not None and ti <= prev):
+                raise FrameError(
+                    f"timestamps must be finite and increase: got {ti} s after {prev} s; "
+                    "drop repeated frames or call reset() for a new stream"
+                )
+            prev = float(ti)
+        y = np.empty_like(x)
+        for i in range(x.shape[0]):
+            if self.state is None:
+                self._start(x[i])
+            else:
+                self._advance(x[i], float(t[i]) - self.last_time)
+            self.last_time = float(t[i])
+            y[i] = np.tensordot(self.C, self.state, axes=1)
+        return y
+
+    def group_delay_s(self, freq_hz: float | None = None) -> float:
+        """Group delay in seconds at ``freq_hz`` (default: the band centre), at the
+        nominal rate (:func:`group_delay_s` of the equivalent digital filter)."""
+        f = band_centre(*self.band) if freq_hz is None else freq_hz
+        return group_delay_s(design_bandpass(*self.band, self.fs, self.order), f, self.fs)
 
 
 class RunningSum:

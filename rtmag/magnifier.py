@@ -426,11 +426,12 @@ class ColourPath:
         return Analysis(dx, y, gamma, boxes, np.arange(b - len(dx), b))
 
     def causal(self, a: Analysis, times) -> list[Slot]:
-        """Log gains of the batch's frames (the first frame of a stream gets none)."""
+        """Log gains of the batch's frames (the first frame of a stream gets none).
+        The band-pass follows the frames' timestamps (variable frame rate)."""
         n = len(a.boxes)
         o = np.zeros((n, SIZE, SIZE, 3))
         if len(a.delta):
-            o[a.at] = self.integrator(a.delta)
+            o[a.at] = self.integrator(a.delta, times=[times[i] for i in a.at])
         return [Slot(o[i]) for i in range(n)]
 
     def flush(self) -> None:

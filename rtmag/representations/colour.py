@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from rtmag.errors import FrameError, UserError
-from rtmag.filters import RunningSum, StreamingBandpass, zero_phase
+from rtmag.filters import RunningSum, StreamingBandpass, VariableRateBandpass, zero_phase
 
 __all__ = [
     "SIZE",
@@ -215,6 +215,12 @@ class LogGainIntegrator:
     ``O`` lags the skin's own colour change by the filter's group delay
     (:meth:`group_delay_s`, ~0.35 s at 1.3 Hz for 0.7-2.5 Hz at 30 fps).
 
+    Variable frame rate: called with ``times`` (the timestamps of the frames the
+    pairs end at), ``F`` is :class:`~rtmag.filters.VariableRateBandpass`, which follows
+    each frame's own time step (and equals the fixed-rate filter when the timestamps
+    are ``1 / fs`` apart). A stream is filtered with timestamps throughout or without
+    them throughout; :meth:`reset` to switch.
+
     Args:
         low_hz, high_hz: pass band in Hz (default the pulse band 0.7-2.5 Hz, 42-150 bpm).
         fs: frame rate in fps.
@@ -229,7 +235,9 @@ class LogGainIntegrator:
         self, low_hz: float = 0.7, high_hz: float = 2.5, fs: float = 30.0, order: int = 6
     ) -> None:
         self.bandpass = StreamingBandpass(low_hz, high_hz, fs, order=order, init="zeros")
+        self.vfr = VariableRateBandpass(low_hz, high_hz, fs, order=order, init="zeros")
         self.sum = RunningSum()
+        self._timed: bool | None = None  # this stream gives timestamps (None: not yet known)
 
     @property
     def S(self) -> np.ndarray | None:  # noqa: N802 (the paper's symbol)
@@ -239,12 +247,42 @@ class LogGainIntegrator:
     def reset(self) -> None:
         """Start a new stream (a scene cut, a new camera)."""
         self.bandpass.reset()
+        self.vfr.reset()
         self.sum.reset()
+        self._timed = None
 
-    def __call__(self, dx: np.ndarray) -> np.ndarray:
-        """Push changes ``dx`` of shape ``(T, *shape)``; get ``O`` ``(T, *shape)`` float64."""
+    def __call__(self, dx: np.ndarray, times=None) -> np.ndarray:
+        """Push changes ``dx`` of shape ``(T, *shape)``; get ``O`` ``(T, *shape)`` float64.
+
+        Args:
+            dx: the changes of ``T`` consecutive pairs.
+            times: ``(T,)`` timestamps in seconds of the frames the pairs end at
+                (strictly increasing across calls), or None for a fixed rate ``fs``.
+
+        Raises:
+            FrameError: timestamps given for some chunks of a stream but not others,
+                or timestamps that do not increase (nothing is consumed then).
+        """
+        timed = times is not None
+        if self._timed is not None and timed != self._timed:
+            raise FrameError(
+                "give timestamps for every chunk of a stream or for none; "
+                "call reset() to start a new stream"
+            )
+        dx = np.asarray(dx, dtype=np.float64)
+        if not timed:
+            self._timed = False
+            return 2.0 * self.bandpass(self.sum(dx))
+        # the filter checks the timestamps before the sum takes anything
+        total = None if self.sum.total is None else self.sum.total.copy()
         s = self.sum(dx)
-        return 2.0 * self.bandpass(s)
+        try:
+            out = 2.0 * self.vfr(s, times)
+        except FrameError:
+            self.sum.total = total
+            raise
+        self._timed = True
+        return out
 
     def group_delay_s(self, freq_hz: float | None = None) -> float:
         """Delay of ``O`` behind the skin colour, seconds, at ``freq_hz`` (band centre)."""
