@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 from rtmag.commands.common import parse_size, quiet_threads
 from rtmag.commands.magnify import add_magnifier_arguments, magnifier_config
@@ -73,10 +74,12 @@ def run(args) -> int:
     from rtmag.magnifier import Magnifier
 
     headless = args.headless or not display_available()
+    say = sys.stderr if args.vitals_out == "-" else sys.stdout  # stdout: JSON lines only
     if headless:
         if not args.headless:
             print(
-                "no display found (DISPLAY/WAYLAND_DISPLAY unset): writing a clip instead of opening a window"
+                "no display found (DISPLAY/WAYLAND_DISPLAY unset): writing a clip instead of opening a window",
+                file=say,
             )
         if args.out is None:  # the demo's own file is replaced on every run
             args.out, args.force = DEFAULT_OUT, True
@@ -102,6 +105,7 @@ def run(args) -> int:
     code = run_live(args, source, magnifier)
     if headless:
         print(
-            f"demo clip: {os.path.abspath(args.out)} (magnified frames; open it with any video player)"
+            f"demo clip: {os.path.abspath(args.out)} (magnified frames; open it with any video player)",
+            file=say,
         )
     return code

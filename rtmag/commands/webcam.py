@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pathlib
 import sys
@@ -33,6 +35,13 @@ def add_live_arguments(p) -> None:
         "--snapshots", default=".", metavar="DIR", help="folder for s/r snapshots and recordings"
     )
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument(
+        "--vitals-out",
+        default=None,
+        metavar="FILE|-",
+        help="write each new rate estimate as a JSON line to FILE (- for stdout; the "
+        "command's own messages then go to stderr)",
+    )
 
 
 def add_arguments(p) -> None:
@@ -46,8 +55,40 @@ def add_arguments(p) -> None:
     p.add_argument("--no-pace", action="store_true", help="read a file source as fast as possible")
 
 
+class VitalsWriter:
+    """Write vitals events as JSON lines (one object per line, flushed) to a file or
+    stdout (``"-"``); the callable ``on_vitals`` of the live pipeline."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.stream = sys.stdout if target == "-" else open(target, "w", encoding="utf-8")  # noqa: SIM115
+        self.lines = 0
+
+    def __call__(self, event: dict) -> None:
+        self.stream.write(json.dumps(event, allow_nan=False) + "\n")
+        self.stream.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        if self.stream is not sys.stdout:
+            self.stream.close()
+
+
 def run_live(args, source, magnifier) -> int:
     """Run the live pipeline on ``source`` with a window or headless (shared with demo)."""
+    target = getattr(args, "vitals_out", None)
+    writer = VitalsWriter(target) if target else None
+    try:
+        if target == "-":  # stdout carries the JSON lines only
+            with contextlib.redirect_stdout(sys.stderr):
+                return _run_live(args, source, magnifier, writer)
+        return _run_live(args, source, magnifier, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _run_live(args, source, magnifier, on_vitals) -> int:
     from rtmag.live.pipeline import DEFAULT_TORCH_THREADS, LivePipeline
 
     pipeline = LivePipeline(
@@ -57,6 +98,7 @@ def run_live(args, source, magnifier) -> int:
         pace=not getattr(args, "no_pace", False),
         torch_threads=args.threads or DEFAULT_TORCH_THREADS,
         max_frames=None,
+        on_vitals=on_vitals,
     )
     if magnifier.delay_frames:
         print(

@@ -10,6 +10,8 @@ A *source* yields RGB ``uint8`` ``(H, W, 3)`` frames with their timestamps:
   frames ``rtmag magnify --causal`` writes. Frames keep their own timestamps.
 * :class:`IteratorSource`: any Python iterable of frames (the synthetic person of
   ``rtmag demo``, tests).
+* :class:`PushSource`: frames pushed in by the application from any thread (e.g.
+  decoded from a WebRTC track), with their own timestamps.
 
 :func:`open_source` turns a ``--source`` value into one of these. :class:`CaptureThread`
 reads a source into a ring buffer until the stream ends or its stop ``Event`` is set,
@@ -259,6 +261,95 @@ class IteratorSource(Source):
             close()
 
 
+class PushSource(Source):
+    """Frames pushed in by the application: :meth:`push` from any thread.
+
+    A live source: when processing falls behind, the oldest frames are dropped (by
+    the pipeline's ring). :meth:`push` checks each frame and timestamp at once, so a
+    bad one raises :class:`~rtmag.errors.FrameError` on the pushing thread and the
+    stream goes on. :meth:`end` ends the stream (the pipeline then drains and stops).
+
+    Args:
+        fps: nominal frame rate in frames/s (the filter design and rate grid).
+        queue_size: frames held between :meth:`push` and the capture thread; the
+            oldest is dropped (and counted in :attr:`dropped`) when full.
+        description: what it is, for messages.
+    """
+
+    live = True
+    device_paced = True  # the pusher's clock paces it
+
+    def __init__(self, fps: float = 30.0, queue_size: int = 4, description: str = "pushed frames"):
+        import collections
+
+        if not (float(fps) > 0 and float(fps) < 1000):
+            raise UserError(f"fps must be a positive frame rate below 1000, got {fps!r}")
+        self.fps = float(fps)
+        self.description = description
+        self._queue: collections.deque = collections.deque(maxlen=max(1, int(queue_size)))
+        self._cond = threading.Condition()
+        self._shape: tuple[int, int] | None = None
+        self._last_t: float | None = None
+        self._t0: float | None = None
+        self.ended = False
+        self.dropped = 0
+
+    def push(self, frame: np.ndarray, t: float | None = None) -> None:
+        """Add a frame (RGB uint8 ``(H, W, 3)``) taken at ``t`` seconds (any origin,
+        strictly increasing; None: now, on ``time.perf_counter``'s clock).
+
+        Raises:
+            FrameError: wrong type, dtype or shape, a size that differs from the
+                stream's, or a timestamp that does not increase. The frame is not
+                taken; the stream goes on.
+            UserError: the stream has ended.
+        """
+        from rtmag.errors import FrameError
+        from rtmag.magnifier import check_frame
+
+        if self.ended:
+            raise UserError("this PushSource has ended; start a new one for a new stream")
+        frame = check_frame(frame, self._shape)
+        now = time.perf_counter()
+        t = (now - (self._t0 if self._t0 is not None else now)) if t is None else float(t)
+        with self._cond:
+            if not np.isfinite(t) or (self._last_t is not None and t <= self._last_t):
+                raise FrameError(
+                    f"timestamps must increase: got {t} s after {self._last_t} s; drop "
+                    "repeated or late frames (or start a new stream for a new clock)"
+                )
+            if self._t0 is None:
+                self._t0 = now
+            self._shape = frame.shape[:2]
+            self._last_t = t
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append((frame.copy(), t, None))
+            self._cond.notify()
+
+    def read(self):
+        with self._cond:
+            while not self._queue and not self.ended:
+                self._cond.wait(0.1)
+            return self._queue.popleft() if self._queue else None
+
+    def end(self) -> None:
+        """End the stream: frames already pushed are still processed."""
+        with self._cond:
+            self.ended = True
+            self._cond.notify_all()
+
+    def interrupt(self) -> None:
+        """Wake a blocked :meth:`read` for the pipeline's stop (drops what waits)."""
+        with self._cond:
+            self.ended = True
+            self._queue.clear()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self.end()
+
+
 def open_source(spec, fps: float | None = None) -> Source:
     """Build and open the source that ``--source`` names.
 
@@ -337,7 +428,7 @@ class CaptureThread(threading.Thread):
 
     def _read_or_reconnect(self):
         item = self.source.read()
-        if item is not None or not self.source.live:
+        if item is not None or not self.source.live or getattr(self.source, "ended", False):
             return item
         for _ in range(self.reconnect_attempts):
             if self.stop_event.wait(self.reconnect_wait_s):

@@ -12,6 +12,10 @@ stops the pipeline and is raised again on the caller's thread by :meth:`get`,
 :meth:`raise_if_failed` or on leaving the ``with`` block. :meth:`stop` joins every
 thread within its timeout (2 s by default).
 
+Vitals events: ``on_vitals(event)`` is called on the processing thread each time the
+rate estimate is renewed (about once a second of stream), with the dict of
+:func:`vitals_event`.
+
 A live source (camera, the demo) uses the ``"live"`` ring policy: the oldest frames
 are dropped when processing falls behind, and counted. A file uses ``"file"``:
 back-pressure, nothing dropped.
@@ -52,6 +56,8 @@ class LiveFrame:
         magnification: the magnification in effect.
         gamma: the fixed step size in effect, or None (derived from magnification).
         align_latency_s: the alignment delay (``Magnifier.latency_s``).
+        event: the vitals event renewed by this frame's batch (:func:`vitals_event`),
+            on the first frame of that batch; None on the others.
     """
 
     frame: MagnifiedFrame
@@ -63,6 +69,35 @@ class LiveFrame:
     magnification: float
     gamma: float | None
     align_latency_s: float
+    event: dict | None = None
+
+
+def vitals_event(magnifier: Magnifier, dropped: int = 0) -> dict:
+    """The magnifier's latest rate estimate as a JSON-ready dict.
+
+    Keys: ``t`` (stream seconds of the sample that ended the estimate's window),
+    ``wall_time`` (``time.time()`` when made), ``mode``, ``heart_rate_bpm`` and
+    ``heart_rate_confidence`` (pulse mode), ``breathing_rate_bpm`` and
+    ``breathing_rate_confidence`` (breaths/min, respiration mode), ``confidence`` (that
+    of the mode's rate), ``window_s`` and ``dropped`` (frames dropped so far). A rate
+    is None while unknown, and always for the source the mode does not measure.
+    """
+    cfg = magnifier.config
+    event = {
+        "t": magnifier.rates.updated_at,
+        "wall_time": time.time(),
+        "mode": cfg.mode,
+        "heart_rate_bpm": None,
+        "heart_rate_confidence": 0.0,
+        "breathing_rate_bpm": None,
+        "breathing_rate_confidence": 0.0,
+    }
+    event.update(magnifier.vitals())
+    name = "heart_rate" if cfg.mode == "pulse" else "breathing_rate"
+    event["confidence"] = float(event[f"{name}_confidence"])
+    event["window_s"] = float(magnifier.rates.window_s)
+    event["dropped"] = int(dropped)
+    return event
 
 
 class LivePipeline:
@@ -81,6 +116,9 @@ class LivePipeline:
         out_size: capacity of the output ring (default 4 live, 16 file).
         reconnect_attempts: reopen attempts for a lost camera.
         max_frames: end the stream after this many captured frames.
+        on_vitals: called with each new vitals event (:func:`vitals_event`) on the
+            processing thread; keep it short. An exception in it stops the pipeline
+            and reaches the caller like any worker error.
     """
 
     def __init__(
@@ -94,8 +132,11 @@ class LivePipeline:
         out_size: int | None = None,
         reconnect_attempts: int = 3,
         max_frames: int | None = None,
+        on_vitals: Callable[[dict], None] | None = None,
     ):
         self.source = source
+        self.on_vitals = on_vitals
+        self._rates_at: float | None = None
         self._magnifier_arg = magnifier
         is_factory = callable(magnifier) and not hasattr(magnifier, "push_many")
         self.magnifier: Magnifier | None = None if is_factory else magnifier
@@ -151,6 +192,9 @@ class LivePipeline:
         self.stop_event.set()
         self.ring.close()
         self.out.close()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:  # a source that blocks in read() (PushSource)
+            interrupt()
         deadline = time.monotonic() + timeout
         alive = []
         for t in (self.capture, self.processor):
@@ -241,6 +285,12 @@ class LivePipeline:
     def _emit(self, outs, batch_size: int, walls: dict) -> None:
         mag = self.magnifier
         vitals = mag.vitals()
+        event = None
+        if mag.rates.updated_at is not None and mag.rates.updated_at != self._rates_at:
+            self._rates_at = mag.rates.updated_at
+            event = vitals_event(mag, self.ring.dropped)
+            if self.on_vitals is not None:
+                self.on_vitals(event)
         now = time.perf_counter()
         cfg = mag.config
         for o in outs:
@@ -257,7 +307,9 @@ class LivePipeline:
                 magnification=cfg.magnification,
                 gamma=cfg.gamma,
                 align_latency_s=mag.latency_s,
+                event=event,
             )
+            event = None
             while not self.out.put(item, timeout=0.1):
                 if self.stop_event.is_set() or self.out.closed:
                     return
