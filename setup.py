@@ -24,8 +24,9 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.5", "matplotlib>=3.7"],
+        "dev": ["pytest>=8", "ruff>=0.5", "matplotlib>=3.7", "aiohttp>=3.9"],
         "plot": ["matplotlib>=3.7"],
+        "telehealth": ["aiohttp>=3.9"],  # examples/telehealth
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.3"],
         "tensorrt": ["torch-tensorrt"],
         "triton": ["triton"],  # about 1 GB installed; CPU runs kernels only in its interpreter

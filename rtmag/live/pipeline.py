@@ -286,8 +286,9 @@ class LivePipeline:
         mag = self.magnifier
         vitals = mag.vitals()
         event = None
-        if mag.rates.updated_at is not None and mag.rates.updated_at != self._rates_at:
-            self._rates_at = mag.rates.updated_at
+        renewed = getattr(getattr(mag, "rates", None), "updated_at", None)  # None: stand-ins
+        if renewed is not None and renewed != self._rates_at:
+            self._rates_at = renewed
             event = vitals_event(mag, self.ring.dropped)
             if self.on_vitals is not None:
                 self.on_vitals(event)
