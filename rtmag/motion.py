@@ -12,7 +12,10 @@ Paper section 3.3, as a stream (DESIGN.md "What streaming changes", item 5):
    input gradient (Eq. 3), as for the pulse.
 3. The running sum of X_N - X_1 (Eq. 20 without the original phase: the magnified
    change only) is band-passed at the pair rate, causally for a stream or zero-phase
-   for a file (Eq. 21), giving the phase offset o(t_j) of each analysed frame.
+   for a file (Eq. 21), giving the phase offset o(t_j) of each analysed frame. The
+   causal filter follows the analysed frames' timestamps
+   (:class:`~rtmag.filters.VariableRateBandpass`), so jitter and dropped frames are
+   integrated as they happened.
 4. A frame between two analysed frames gets the offset interpolated linearly in
    *time* between them (timestamps, not frame counts: variable frame rates work), so
    a frame waits for the next analysed frame: up to k - 1 frames (0.1 s at 30 fps).
@@ -75,7 +78,7 @@ class MotionPath:
     """
 
     def __init__(self, net, config, gamma_per_gain: float):
-        from rtmag.filters import RunningSum, StreamingBandpass
+        from rtmag.filters import RunningSum, VariableRateBandpass, design_bandpass, group_delay_s
         from rtmag.magnifier import PairAnalyser
 
         self.config = config
@@ -84,7 +87,13 @@ class MotionPath:
         self.analyser = PairAnalyser(net, config, gamma_per_gain, pair_rate=self.signal_rate)
         low, high = config.band
         self.sum = RunningSum()
-        self.bandpass = StreamingBandpass(low, high, self.signal_rate, init="zeros")
+        # follows the analysed frames' timestamps (variable frame rate, dropped frames)
+        self.bandpass = VariableRateBandpass(low, high, self.signal_rate)
+        self._delay = float(
+            group_delay_s(
+                design_bandpass(low, high, self.signal_rate), (low * high) ** 0.5, self.signal_rate
+            )
+        )
         self.size = int(getattr(net, "in_size", 123))
         self.geometry = None
         self.num_scales = None
@@ -92,7 +101,7 @@ class MotionPath:
 
     def group_delay_s(self) -> float:
         # the causal filter's delay, plus on average half a pair interval of waiting
-        return float(self.bandpass.group_delay_s()) + 0.5 * (self.k - 1) / self.config.fps
+        return self._delay + 0.5 * (self.k - 1) / self.config.fps
 
     def reset(self) -> None:
         self.analyser.reset()
@@ -155,10 +164,16 @@ class MotionPath:
 
         slots = [Slot() for _ in times]
         offsets = {}
-        if len(a.delta):
-            o = self.bandpass(self.sum(a.delta)).astype(np.float32)
-            offsets = {int(i): o[j] for j, i in enumerate(a.at)}
         first = self._count - len(times)
+        at = {int(i) for i in a.at}
+        for i in range(len(times)):
+            if (first + i) % self.k == 0 and i not in at:  # the stream's first analysed
+                zero = np.zeros((1, 4, self.size, self.size))  # frame: S = 0 at its time
+                self.bandpass(zero, times=[float(times[i])])
+        if len(a.delta):
+            t_at = [float(times[i]) for i in a.at]
+            o = self.bandpass(self.sum(a.delta), times=t_at).astype(np.float32)
+            offsets = {int(i): o[j] for j, i in enumerate(a.at)}
         for i, (t, slot) in enumerate(zip(times, slots)):
             if i in offsets:
                 self._resolve(t, offsets[i])
