@@ -88,6 +88,34 @@ def pulse_gain(
     return float((fo * fp).sum() / den) if den != 0 else float("nan")
 
 
+def change_gain(
+    output: np.ndarray,
+    input: np.ndarray,
+    source_term: np.ndarray,
+    fps: float,
+    band=(0.7, 2.5),
+    skip: int = 0,
+) -> float:
+    """Gain of the source shown by the *change* ``output - input``.
+
+    ``1 + <F(out - in), F p> / <F p, F p>`` with ``F`` the zero-phase band-pass and
+    ``p`` the true source term (``(T, K)``, in the units of the clips, e.g. the mean
+    pulse term over the skin). Unlike :func:`pulse_gain`, whose denominator projects
+    the *input* onto ``p``, this does not depend on how the input's other changes
+    (head motion, shading) happen to correlate with ``p``: an output that adds
+    ``(A - 1) p`` reads ``A`` whatever else the clip holds.
+
+    Args:
+        output, input: ``(T, K)`` e.g. mean skin colour per frame.
+        source_term: ``(T, K)``; fps, band: as :func:`pulse_gain`; skip: frames left out.
+    """
+    fd = _bandpassed(np.asarray(output, np.float64) - np.asarray(input, np.float64), fps, band)
+    fp = _bandpassed(source_term, fps, band)
+    fd, fp = fd[skip:], fp[skip:]
+    den = float((fp * fp).sum())
+    return 1.0 + float((fd * fp).sum() / den) if den > 0 else float("nan")
+
+
 def offskin_change_db(output: np.ndarray, input: np.ndarray, skin: np.ndarray) -> float:
     """Growth in dB of the temporal variance of pixels that are never skin.
 

@@ -116,3 +116,17 @@ def test_artifact_db_by_hand():
     out[:, :, :4] += 10 * np.sin(2 * np.pi * 6.0 * tt)[:, None, None, None]
     # out of band on the source: power 50 on half of the values
     assert metrics.artifact_db(out, inp, src, fps) == pytest.approx(10 * math.log10(25), abs=0.1)
+
+
+def test_change_gain_ignores_what_the_input_holds_besides_the_source():
+    fps = 30.0
+    t = np.arange(300) / fps
+    rng = np.random.default_rng(1)
+    p = np.outer(np.sin(2 * np.pi * 1.2 * t), [0.33, 0.77, 0.53])
+    # in-band motion that correlates with p: biases pulse_gain, not change_gain
+    motion = 3 * np.outer(np.sin(2 * np.pi * 1.2 * t + 0.5), [1, 1, 1])
+    inp = 100 + p + motion + rng.normal(0, 0.05, p.shape)
+    out = inp + 6 * p
+    assert metrics.change_gain(out, inp, p, fps) == pytest.approx(7.0, rel=1e-6)
+    assert metrics.change_gain(inp, inp, p, fps) == 1.0
+    assert abs(metrics.pulse_gain(out, inp, p, fps) - 7.0) > 1.0
