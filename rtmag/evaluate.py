@@ -4,7 +4,7 @@ Protocol (:func:`evaluate`), per mode:
 
 1. **Match the magnification on task A.** Each method has one strength ``s``
    (DeepMag: ``magnification - 1``; the baselines: ``alpha``). On held-out task-A
-   clips (their own seeds) the achieved gain of the source is measured and ``s`` is
+   clips (their own seeds) the achieved gain of the source (below) is measured and ``s`` is
    rescaled ``s <- s (target - 1) / (gain - 1)``, ``rounds`` times, so that every
    method shows the same gain (``target``) on the still task -- the paper's "equivalent
    to the magnification using EVM".
@@ -20,8 +20,15 @@ Protocol (:func:`evaluate`), per mode:
 
 Modes are rows of :data:`MODES` (:class:`ModeSpec`): the methods, the source mask,
 the band and the gain measure. ``pulse``: deepmag, evm, vam; the gain is the in-band
-gain of the pulse on skin (:func:`rtmag.metrics.change_gain`: the output's change
-projected onto the true pulse term, which the input's head motion does not bias). ``phase`` and
+gain of the pulse on skin.
+
+*Gain from a pair.* Every clip is rendered twice from one seed: as it is, and without
+the source (pulse amplitude 0; breathing amplitude 0), everything else -- head motion,
+light, sensor noise -- identical. Each method runs on both; the source's gain is read
+from the difference of the two outputs (:func:`rtmag.metrics.paired_gain`). A single
+output projected onto the true pulse would also count the method's response to the
+clip's other in-band changes by their chance correlation with the pulse: EVM at one
+alpha read 6 on one task-A clip and 24 on another that way, 17 on both from pairs. ``phase`` and
 ``vam-motion`` are motion methods: they leave a colour change alone (their gain on the
 pulse is 1 at any alpha, tests/test_phase_baselines.py), so they cannot be matched on
 pulse. ``respiration`` (deepmag, phase, vam-motion; the shoulder displacement gain,
@@ -62,6 +69,7 @@ class Clip:
 
     Attributes:
         frames, ideal: ``(T, H, W, 3)`` uint8 input and ideal output (source x target).
+        without: ``(T, H, W, 3)`` uint8, the input rendered without the source.
         source: ``(T, H, W)`` bool, skin (pulse) or torso (respiration) per frame.
         pulse_term: ``(T, 3)`` mean true pulse term over the skin (pulse mode).
         truth: per-frame truth arrays (``respiration``, ``torso_mask``...).
@@ -70,6 +78,7 @@ class Clip:
 
     frames: np.ndarray
     ideal: np.ndarray
+    without: np.ndarray
     source: np.ndarray
     pulse_term: np.ndarray
     truth: dict
@@ -79,7 +88,8 @@ class Clip:
 
 
 def render_clip(scfg) -> Clip:
-    """Render ``scfg`` (a :class:`~rtmag.synth.SynthConfig`) into a :class:`Clip`."""
+    """Render ``scfg`` (a :class:`~rtmag.synth.SynthConfig`) into a :class:`Clip`, and
+    again without its source (:func:`without_source`)."""
     from rtmag.synth.render import Renderer, stack_truth
 
     r = Renderer(scfg)
@@ -96,9 +106,12 @@ def render_clip(scfg) -> Clip:
     truth = stack_truth(truths)
     truth["skin_mask"], truth["torso_mask"] = np.stack(skin), np.stack(torso)
     source = truth["torso_mask"] if scfg.mode == "respiration" else truth["skin_mask"]
+    r0 = Renderer(without_source(scfg))
+    without = np.stack([r0.layers(k).frame for k in range(r0.n_frames)])
     return Clip(
         np.stack(frames),
         np.stack(ideal),
+        without,
         source,
         np.stack(pterm),
         truth,
@@ -106,6 +119,16 @@ def render_clip(scfg) -> Clip:
         scfg.task,
         int(scfg.seed),
     )
+
+
+def without_source(scfg):
+    """``scfg`` with the source's amplitude 0 (every other draw is the same)."""
+    from rtmag.synth import resolve_config
+
+    cfg = resolve_config(scfg)
+    if cfg.mode == "respiration":
+        return dataclasses.replace(cfg, breathing_amplitude_px=0.0)
+    return dataclasses.replace(cfg, pulse_amplitude=0.0)
 
 
 def clip_configs(mode, tasks, per_task, seconds, size, fps, target, base=EVAL_SEED_BASE):
@@ -132,14 +155,14 @@ def clip_configs(mode, tasks, per_task, seconds, size, fps, target, base=EVAL_SE
 # ------------------------------------------------------------------------ gain measures
 
 
-def pulse_clip_gain(clip: Clip, out: np.ndarray, band) -> float:
-    """In-band gain of the pulse on skin (:func:`rtmag.metrics.change_gain` of the mean
-    skin colour onto the mean true pulse term)."""
+def pulse_clip_gain(clip: Clip, out: np.ndarray, out_without: np.ndarray, band) -> float:
+    """In-band gain of the pulse on skin: :func:`rtmag.metrics.paired_gain` of the mean
+    skin colour of the two outputs onto the mean true pulse term."""
     from rtmag import metrics
 
-    m_in = metrics.masked_mean(clip.frames, clip.source)
-    m_out = metrics.masked_mean(out, clip.source)
-    return metrics.change_gain(m_out, m_in, clip.pulse_term, clip.fps, band)
+    m = metrics.masked_mean(out, clip.source)
+    m0 = metrics.masked_mean(out_without, clip.source)
+    return metrics.paired_gain(m, m0, clip.pulse_term, clip.fps, band)
 
 
 def shoulder_columns(torso: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
@@ -186,16 +209,22 @@ def shoulder_displacement(
     return -centroid.mean(axis=1)
 
 
-def respiration_clip_gain(clip: Clip, out: np.ndarray, band) -> float:
-    """Shoulder displacement gain: the band-passed :func:`shoulder_displacement` of the
-    output regressed onto the true respiration, over the same for the input."""
+def respiration_clip_gain(clip: Clip, out: np.ndarray, out_without: np.ndarray, band) -> float:
+    """Shoulder displacement gain: the :func:`shoulder_displacement` that breathing
+    causes in the output (output minus its pair), projected on the true respiration,
+    over the same for the input (which cancels the measure's own scale)."""
     from rtmag import metrics
 
     torso = clip.truth["torso_mask"]
-    d_in = shoulder_displacement(clip.frames, torso)[:, None]
-    d_out = shoulder_displacement(out, torso)[:, None]
+
+    def caused(a, b):
+        return (shoulder_displacement(a, torso) - shoulder_displacement(b, torso))[:, None]
+
     r = np.asarray(clip.truth["respiration"], np.float64)[:, None]
-    return metrics.pulse_gain(d_out, d_in, r, clip.fps, band)
+    zero = np.zeros_like(r)
+    g_out = metrics.paired_gain(caused(out, out_without), zero, r, clip.fps, band)
+    g_in = metrics.paired_gain(caused(clip.frames, clip.without), zero, r, clip.fps, band)
+    return g_out / g_in
 
 
 @dataclass(frozen=True)
@@ -207,7 +236,7 @@ class ModeSpec:
     methods: tuple[str, ...]
     source: str
     gain_name: str
-    gain: Callable[[Clip, np.ndarray, tuple], float]
+    gain: Callable[[Clip, np.ndarray, np.ndarray, tuple], float]
 
 
 MODES: dict[str, ModeSpec] = {
@@ -267,16 +296,24 @@ class MethodRunner:
         return self._net
 
     def __call__(self, clip: Clip, s: float) -> np.ndarray:
+        """The method's output of ``clip.frames`` at strength ``s``."""
+        return self.run(clip.frames, clip.fps, s)
+
+    def pair(self, clip: Clip, s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Outputs of the clip and of its source-free twin."""
+        return self.run(clip.frames, clip.fps, s), self.run(clip.without, clip.fps, s)
+
+    def run(self, frames: np.ndarray, fps: float, s: float) -> np.ndarray:
         if self.name == "deepmag":
-            return self._deepmag(clip, s)
+            return self._deepmag(frames, fps, s)
         from rtmag.baselines import create_method
 
-        kw = dict(fps=clip.fps, band=self.band, alpha=float(s))
+        kw = dict(fps=fps, band=self.band, alpha=float(s))
         if self.name in ("evm", "vam"):
-            kw["level"] = gaussian_level(clip.frames.shape[2])
-        return create_method(self.name, **kw)(clip.frames)
+            kw["level"] = gaussian_level(frames.shape[2])
+        return create_method(self.name, **kw)(frames)
 
-    def _deepmag(self, clip: Clip, s: float) -> np.ndarray:
+    def _deepmag(self, frames: np.ndarray, fps: float, s: float) -> np.ndarray:
         from rtmag.magnifier import Magnifier, MagnifierConfig
         from rtmag.process import magnify_frames
 
@@ -285,22 +322,22 @@ class MethodRunner:
             mode=self.mode,
             magnification=1.0 + float(s),
             band=self.band,
-            fps=clip.fps,
+            fps=fps,
             engine=self.engine,
         )
-        out, _ = magnify_frames(clip.frames, Magnifier(cfg, net=net, meta=meta))
+        out, _ = magnify_frames(frames, Magnifier(cfg, net=net, meta=meta))
         return out
 
 
-def measure(clip: Clip, out: np.ndarray, spec: ModeSpec) -> dict:
-    """The Table-1 measures of one output (see the module docstring)."""
+def measure(clip: Clip, out: np.ndarray, out_without: np.ndarray, spec: ModeSpec) -> dict:
+    """The Table-1 measures of one output and its source-free twin (module docstring)."""
     from rtmag import metrics
 
     return {
         "psnr_input": metrics.psnr(out, clip.frames),
         "ssim_input": metrics.ssim(out, clip.frames),
         "psnr_ideal": metrics.psnr(out, clip.ideal),
-        "gain": spec.gain(clip, out, spec.band),
+        "gain": spec.gain(clip, out, out_without, spec.band),
         "artifact_db": metrics.artifact_db(out, clip.frames, clip.source, clip.fps, spec.band),
     }
 
@@ -327,7 +364,7 @@ def match_strengths(
         s = run.initial_strength(target)
         hist = []
         for r in range(rounds + 1):
-            gains = [spec.gain(c, run(c, s), spec.band) for c in clips]
+            gains = [spec.gain(c, *run.pair(c, s), spec.band) for c in clips]
             g = float(np.median(gains))
             hist.append((s, g))
             log(f"match {name}: strength {s:.4g} -> task-A gain {g:.2f} (target {target:g})")
@@ -355,16 +392,16 @@ def evaluate_clip(job: dict) -> dict:
     torch.set_num_threads(1)
     spec = mode_spec(job["mode"])
     clip = render_clip(job["scfg"])
-    rows = {"ideal": measure(clip, clip.ideal, spec)}
+    rows = {"ideal": measure(clip, clip.ideal, clip.without, spec)}
     sweep = {}
     for name, s in job["strengths"].items():
         run = MethodRunner(
             name, spec.mode, spec.band, job.get("weights"), job.get("engine", "eager")
         )
-        rows[name] = measure(clip, run(clip, s), spec)
+        rows[name] = measure(clip, *run.pair(clip, s), spec)
         if name == job.get("sweep"):
             for k in SWEEP:
-                sweep[k] = rows[name] if k == 1.0 else measure(clip, run(clip, k * s), spec)
+                sweep[k] = rows[name] if k == 1.0 else measure(clip, *run.pair(clip, k * s), spec)
     return {"task": clip.task, "seed": clip.seed, "rows": rows, "sweep": sweep}
 
 

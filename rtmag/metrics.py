@@ -88,32 +88,34 @@ def pulse_gain(
     return float((fo * fp).sum() / den) if den != 0 else float("nan")
 
 
-def change_gain(
+def paired_gain(
     output: np.ndarray,
-    input: np.ndarray,
+    output_without: np.ndarray,
     source_term: np.ndarray,
     fps: float,
     band=(0.7, 2.5),
     skip: int = 0,
 ) -> float:
-    """Gain of the source shown by the *change* ``output - input``.
+    """Gain of the source from a pair of outputs: of the clip, and of the same clip
+    rendered without the source (everything else, noise included, identical).
 
-    ``1 + <F(out - in), F p> / <F p, F p>`` with ``F`` the zero-phase band-pass and
-    ``p`` the true source term (``(T, K)``, in the units of the clips, e.g. the mean
-    pulse term over the skin). Unlike :func:`pulse_gain`, whose denominator projects
-    the *input* onto ``p``, this does not depend on how the input's other changes
-    (head motion, shading) happen to correlate with ``p``: an output that adds
-    ``(A - 1) p`` reads ``A`` whatever else the clip holds.
+    ``<F(out - out_without), F p> / <F p, F p>`` with ``F`` the zero-phase band-pass
+    and ``p`` the true source term (``(T, K)``, e.g. the mean pulse term over the
+    skin). The difference holds only what the source caused in the output, so the
+    method's response to the clip's other in-band changes (head motion, illumination,
+    noise), which a projection of one output onto ``p`` would count by their chance
+    correlation with ``p``, cancels: 1 for the input pair, ``A`` for a method that
+    multiplies the source by ``A``.
 
     Args:
-        output, input: ``(T, K)`` e.g. mean skin colour per frame.
+        output, output_without: ``(T, K)`` e.g. mean skin colour per frame.
         source_term: ``(T, K)``; fps, band: as :func:`pulse_gain`; skip: frames left out.
     """
-    fd = _bandpassed(np.asarray(output, np.float64) - np.asarray(input, np.float64), fps, band)
-    fp = _bandpassed(source_term, fps, band)
-    fd, fp = fd[skip:], fp[skip:]
+    d = np.asarray(output, np.float64) - np.asarray(output_without, np.float64)
+    fd = _bandpassed(d, fps, band)[skip:]
+    fp = _bandpassed(source_term, fps, band)[skip:]
     den = float((fp * fp).sum())
-    return 1.0 + float((fd * fp).sum() / den) if den > 0 else float("nan")
+    return float((fd * fp).sum() / den) if den > 0 else float("nan")
 
 
 def offskin_change_db(output: np.ndarray, input: np.ndarray, skin: np.ndarray) -> float:

@@ -20,10 +20,10 @@ def test_matching_a_linear_method_hits_the_target():
         def initial_strength(self, target):
             return target - 1.0
 
-        def __call__(self, clip, s):
-            return 1.0 + 0.37 * s  # the "output" is its gain
+        def pair(self, clip, s):
+            return 1.0 + 0.37 * s, None  # the "output" is its gain
 
-    spec = ev.ModeSpec("pulse", (0.7, 2.5), ("lin",), "skin", "gain", lambda c, o, b: o)
+    spec = ev.ModeSpec("pulse", (0.7, 2.5), ("lin",), "skin", "gain", lambda c, o, o0, b: o)
     got = ev.match_strengths(
         spec, {"lin": Linear()}, [None, None], 20.0, rounds=1, log=lambda m: None
     )
@@ -74,8 +74,11 @@ def test_shoulder_displacement_reads_the_ideal_respiration_gain():
     )
     d = ev.shoulder_displacement(clip.frames, clip.source)
     assert np.corrcoef(d, clip.truth["respiration"])[0, 1] > 0.95
-    assert ev.respiration_clip_gain(clip, clip.frames, (0.16, 0.5)) == pytest.approx(1.0)
-    assert ev.respiration_clip_gain(clip, clip.ideal, (0.16, 0.5)) == pytest.approx(5.0, rel=0.10)
+    band = (0.16, 0.5)
+    assert ev.respiration_clip_gain(clip, clip.frames, clip.without, band) == pytest.approx(1.0)
+    assert ev.respiration_clip_gain(clip, clip.ideal, clip.without, band) == pytest.approx(
+        5.0, rel=0.10
+    )
 
 
 def _run(tmp_path, pulse_weights, *extra):

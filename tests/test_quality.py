@@ -118,15 +118,16 @@ def test_artifact_db_by_hand():
     assert metrics.artifact_db(out, inp, src, fps) == pytest.approx(10 * math.log10(25), abs=0.1)
 
 
-def test_change_gain_ignores_what_the_input_holds_besides_the_source():
+def test_paired_gain_cancels_what_the_clip_holds_besides_the_source():
     fps = 30.0
     t = np.arange(300) / fps
     rng = np.random.default_rng(1)
     p = np.outer(np.sin(2 * np.pi * 1.2 * t), [0.33, 0.77, 0.53])
-    # in-band motion that correlates with p: biases pulse_gain, not change_gain
+    # in-band motion that correlates with p: biases a projection of one output
     motion = 3 * np.outer(np.sin(2 * np.pi * 1.2 * t + 0.5), [1, 1, 1])
-    inp = 100 + p + motion + rng.normal(0, 0.05, p.shape)
-    out = inp + 6 * p
-    assert metrics.change_gain(out, inp, p, fps) == pytest.approx(7.0, rel=1e-6)
-    assert metrics.change_gain(inp, inp, p, fps) == 1.0
+    base = 100 + motion + rng.normal(0, 0.05, p.shape)
+    inp, inp0 = base + p, base
+    out, out0 = 5 * motion + 7 * p, 5 * motion  # the method amplifies the motion too
+    assert metrics.paired_gain(out, out0, p, fps) == pytest.approx(7.0, rel=1e-9)
+    assert metrics.paired_gain(inp, inp0, p, fps) == pytest.approx(1.0, rel=1e-9)
     assert abs(metrics.pulse_gain(out, inp, p, fps) - 7.0) > 1.0
