@@ -704,12 +704,11 @@ def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[st
     if mode == "pulse":
         y, _ = _centre_pixel(clip.source, upper=False)
         lines = {k: v[:, y] for k, v in outs.items()}  # (T, W, 3)
-        where = f"row {y}"
+        where = f"row {y} (x across, time down)"
     else:
-        y, x = _centre_pixel(clip.source, upper=True)
         x = int(shoulder_columns(clip.source)[0])
         lines = {k: v[:, :, x].transpose(1, 0, 2) for k, v in outs.items()}  # (H, T, 3)
-        where = f"column {x}"
+        where = f"column {x} (time across, y down)"
     fig, axes = plt.subplots(len(lines), 1, figsize=(6, 1.3 * len(lines)), squeeze=False)
     for ax, (k, img) in zip(axes[:, 0], lines.items()):
         ax.imshow(img, aspect="auto", interpolation="nearest")
