@@ -795,6 +795,15 @@ def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[st
 
 
 def _save(fig, path, plt) -> str:
-    fig.savefig(path, dpi=80)
+    """Write ``fig`` as a small PNG: 80 dpi, 256-colour palette (Pillow, matplotlib's
+    own dependency)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=80, format="png")
     plt.close(fig)
+    buf.seek(0)
+    Image.open(buf).convert("RGB").quantize(256).save(path, optimize=True)
     return str(path)
