@@ -23,7 +23,7 @@ def test_matching_a_linear_method_hits_the_target():
         def pair(self, clip, s):
             return 1.0 + 0.37 * s, None  # the "output" is its gain
 
-    spec = ev.ModeSpec("pulse", (0.7, 2.5), ("lin",), "skin", "gain", lambda c, o, o0, b: o)
+    spec = ev.ModeSpec("pulse", (0.7, 2.5), ("lin",), "skin", "gain", lambda c, o, o0, b: o, 20.0)
     got = ev.match_strengths(
         spec, {"lin": Linear()}, [None, None], 20.0, rounds=1, log=lambda m: None
     )
@@ -53,6 +53,7 @@ def test_goals_by_hand():
     g = ev.check_goals(res, ["evm"])
     assert g["deepmag_best_psnr_ideal_B_to_D"] == {"B": True, "C": False, "D": True}
     assert g["met"] is False
+    assert ev.check_goals({"phase": res["evm"]}, ["phase"])["met"] is None  # nothing to judge
 
 
 def test_bad_settings_are_clear_errors():
@@ -70,7 +71,7 @@ def test_shoulder_displacement_reads_the_ideal_respiration_gain():
     from rtmag.synth import SynthConfig
 
     clip = ev.render_clip(
-        SynthConfig(task="A", mode="respiration", seconds=12, size=(320, 240), seed=11, alpha=5.0)
+        SynthConfig(task="A", mode="respiration", seconds=8, size=(320, 240), seed=11, alpha=5.0)
     )
     d = ev.shoulder_displacement(clip.frames, clip.source)
     assert np.corrcoef(d, clip.truth["respiration"])[0, 1] > 0.95
@@ -121,3 +122,19 @@ def test_evaluate_sweep_and_figures(tmp_path, pulse_weights):
     assert gains == sorted(gains)  # a longer step magnifies more
     for name in ("scanlines", "pixel_traces", "step_sweep"):
         assert (out / f"{name}_pulse.png").stat().st_size > 1000
+
+
+def test_respiration_column_plugs_in(tmp_path):
+    """Respiration with the motion baselines (DeepMag's respiration weights are not
+    shipped yet): the same table, the displacement gain, Fig. 6 and Fig. 8."""
+    from rtmag.cli import main
+
+    out = tmp_path / "ev"
+    args = ["evaluate", "--mode", "respiration", "--methods", "phase", "--quick"]
+    args += ["--size", "64x64", "--seconds", "3", "--rounds", "0", "--no-sweep"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    result = json.loads((out / "evaluate_respiration.json").read_text())
+    assert result["settings"]["target"] == 10.0
+    _check_table(result["results"]["respiration"], {"phase"})
+    for name in ("scanlines", "phase_traces"):
+        assert (out / f"{name}_respiration.png").stat().st_size > 1000

@@ -21,8 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--target",
         type=float,
-        default=20.0,
-        help="gain every method is matched to on task A (default %(default)s)",
+        default=None,
+        help="gain every method is matched to on task A (default: pulse 20, respiration 10)",
     )
     p.add_argument("--per-task", type=int, default=None, help="clips per task (default 4)")
     p.add_argument("--match-clips", type=int, default=None, help="task-A clips for matching")
