@@ -86,7 +86,7 @@ def _run(tmp_path, pulse_weights, *extra):
     from rtmag.cli import main
 
     out = tmp_path / "ev"
-    args = ["evaluate", "--quick", "--size", "64x48", "--seconds", "2", "--rounds", "0"]
+    args = ["evaluate", "--quick", "--size", "64x48", "--seconds", "1.5", "--rounds", "0"]
     args += ["--weights", str(pulse_weights), "--out", str(out), "--quiet", *extra]
     assert main(args) == 0
     return out, json.loads((out / "evaluate_pulse.json").read_text())
