@@ -113,8 +113,9 @@ def test_evaluate_smoke(tmp_path, pulse_weights):
 
 
 def test_evaluate_sweep_and_figures(tmp_path, pulse_weights):
-    """The step sweep (of the first method when DeepMag is not run) and the figures."""
-    out, result = _run(tmp_path, pulse_weights, "--methods", "evm,vam")
+    """The step sweep (of the first method when DeepMag is not run), the figures, and
+    the clips spread over two worker processes."""
+    out, result = _run(tmp_path, pulse_weights, "--methods", "evm,vam", "--workers", "2")
     _check_table(result["results"]["pulse"], {"evm", "vam"})
     sweep = result["step_sweep"]["pulse"]
     assert set(sweep) == {"0.5", "1.0", "2.0", "4.0"}
