@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "contact-sheet": ("rtmag.commands.contact_sheet", "picture of synthetic tasks A-D"),
     "train": ("rtmag.commands.train", "train a network on synthetic clips"),
     "quality": ("rtmag.commands.quality", "measure the pulse magnifier on synthetic clips"),
+    "evaluate": ("rtmag.commands.evaluate", "the paper's evaluation: DeepMag vs the baselines"),
     "webcam": ("rtmag.commands.webcam", "magnify live from a camera, stream or file"),
     "env": ("rtmag.commands.env", "print versions, encoders, engines and weight files"),
 }

@@ -56,14 +56,13 @@ def gain_at(out, inp, f, tt, skip=0, end=None):
 
 
 def test_registry_lists_and_builds():
-    assert {"evm", "vam"} <= set(list_methods())
-    assert "phase" not in list_methods()
+    assert list_methods() == ["evm", "phase", "vam", "vam-motion"]
     assert isinstance(create_method("evm", alpha=5.0), EVMColour)
     assert isinstance(create_method("VAM"), VAMColour)
 
 
 def test_unknown_method_lists_the_known_ones():
-    with pytest.raises(UserError, match="evm, vam"):
+    with pytest.raises(UserError, match="evm, phase, vam, vam-motion"):
         create_method("phase-evm")
     with pytest.raises(UserError, match="level"):
         create_method("evm", level=-1)
@@ -254,7 +253,14 @@ def small_mp4(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "method,extra", [("evm", []), ("vam", ["--causal"]), ("evm", ["--temporal-filter", "butter"])]
+    "method,extra",
+    [
+        ("evm", []),
+        ("vam", ["--causal"]),
+        ("evm", ["--temporal-filter", "butter"]),
+        ("phase", ["--sigma", "1"]),
+        ("vam-motion", ["--causal"]),
+    ],
 )
 def test_cli_method_keeps_count_and_size(tmp_path, small_mp4, method, extra):
     from rtmag.cli import main
@@ -276,6 +282,6 @@ def test_cli_unknown_method_is_refused(tmp_path, small_mp4, capsys):
     from rtmag.cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["magnify", str(small_mp4), "-o", str(tmp_path / "o.mp4"), "--method", "phase"])
+        main(["magnify", str(small_mp4), "-o", str(tmp_path / "o.mp4"), "--method", "oh2018"])
     assert exc.value.code == 2
     assert "evm" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Magnify a video file with a baseline: ``rtmag magnify --method evm|vam``.
+"""Magnify a video file with a baseline: ``rtmag magnify --method evm|vam|phase|vam-motion``.
 
 Reads and writes as :func:`rtmag.process.magnify_file` does (``VideoReader``,
 ``VideoWriter``: the input's size, frame count, timestamps and audio; atomic rename).
@@ -8,6 +8,9 @@ Reads and writes as :func:`rtmag.process.magnify_file` does (``VideoReader``,
   frames' pixels at level 4, times 8 bytes, e.g. 8.5 MB for 291 frames of 528x592); the
   whole-clip temporal filter runs on it; the second pass decodes again and renders.
   Memory grows with the clip only through that stack.
+  The phase methods keep the phases of every pyramid coefficient instead (about
+  ``5.3 H W`` float32 values a frame), and refuse a clip that would exceed their
+  ``max_memory_gb`` before decoding it (:meth:`PhaseMagnifier.check_offline_memory`).
 * causal (``causal=True``): one pass through the method's streaming ``push``; memory
   independent of the clip's length.
 """
@@ -52,8 +55,10 @@ class BaselineResult:
             "fps": self.fps,
             "magnification": 1.0 + s["alpha"],
             "alpha": s["alpha"],
-            "level": s["level"],
-            "chrom_attenuation": s["chrom_attenuation"],
+            "level": s.get("level"),
+            "chrom_attenuation": s.get("chrom_attenuation"),
+            "num_scales": s.get("num_scales"),
+            "sigma": s.get("sigma"),
             "temporal_filter": s.get("filter", "dog"),
             "gamma": None,
             "iterations": None,
@@ -83,7 +88,7 @@ def magnify_file_with_method(
 
     Args:
         src, dst, overwrite, progress, lossless: as :func:`rtmag.process.magnify_file`.
-        name: registered baseline (``"evm"``, ``"vam"``).
+        name: registered baseline (``"evm"``, ``"vam"``, ``"phase"``, ``"vam-motion"``).
         causal: the causal streaming form instead of the offline whole-clip filter.
         batch: frames decoded and rendered at a time.
         **kwargs: the method's settings (``band``, ``alpha``, ``level``,
@@ -98,6 +103,8 @@ def magnify_file_with_method(
 
     info = probe(src)
     method = create_method(name, fps=float(info.fps), causal=causal, **kwargs)
+    if not causal and hasattr(method, "check_offline_memory"):
+        method.check_offline_memory(int(info.frames or 0), (int(info.height), int(info.width)))
     t0 = time.perf_counter()
     writer = mirror_writer(src, dst, info, overwrite=overwrite, lossless=lossless)
     n = 0

@@ -1,4 +1,4 @@
-"""Video acceleration magnification (Zhang, Pintea & van Gemert, CVPR 2017), colour form.
+"""Video acceleration magnification (Zhang, Pintea & van Gemert, CVPR 2017): colour and motion.
 
 The temporal filter is the authors' ``tempkernel.m`` ('DOG'): for the target frequency
 ``f`` (here the band centre ``f_c = sqrt(low * high)``), ``q = ceil(fps / (4 f))``
@@ -18,6 +18,13 @@ Offline the kernel is centred (zero phase, mirrored ends). Causally each frame g
 kernel over the last ``4q + 1`` frames (as the authors' ``motionamp.m`` does, a delay of
 ``2q`` frames in the filtered signal, ``H(f) exp(-2 pi i f 2q / fps)``), the history
 started with copies of the first frame.
+
+Motion (:class:`VAMPhase`, ``"vam-motion"``): the same DoG filter on the complex
+steerable pyramid's phase, in the pipeline of the phase-based baseline
+(:mod:`rtmag.baselines.phase`: luminance, phase relative to the first frame,
+amplitude-weighted smoothing, ``exp(i alpha o)``), which is how the authors apply it
+to motion. An in-band sinusoidal motion at ``f_c`` comes out ``1 + alpha`` times as
+large, elsewhere ``1 + alpha * H(f)``.
 """
 
 from __future__ import annotations
@@ -28,9 +35,18 @@ import numpy as np
 
 from rtmag.baselines._registry import register_method
 from rtmag.baselines.colour import ColourMagnifier
+from rtmag.baselines.phase import PhaseMagnifier
 from rtmag.errors import UserError
 
-__all__ = ["dog_kernel", "dog_response", "vam_colour", "VAMColour"]
+__all__ = [
+    "dog_kernel",
+    "dog_response",
+    "dog_filter",
+    "dog_filter_causal",
+    "vam_colour",
+    "VAMColour",
+    "VAMPhase",
+]
 
 
 def dog_kernel(fps: float, freq: float, normalise: str = "peak") -> np.ndarray:
@@ -68,6 +84,33 @@ def dog_response(freq_hz, fps: float, centre_hz: float, normalise: str = "peak")
     return float(out) if out.ndim == 0 else out
 
 
+def dog_filter(stack: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Offline: the centred kernel along axis 0 (time), mirrored ends; ``stack``'s shape."""
+    from scipy.ndimage import correlate1d
+
+    return correlate1d(stack, kernel, axis=0, mode="mirror")
+
+
+def dog_filter_causal(
+    stack: np.ndarray, kernel: np.ndarray, state: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Causal: each frame of ``stack`` ``(T, ...)`` gets the kernel over the last
+    ``len(kernel)`` frames (a delay of ``len(kernel) // 2`` frames).
+
+    ``state`` holds the previous ``len(kernel) - 1`` frames (``None`` at the start of a
+    stream: copies of the first frame). Returns ``(filtered, new_state)``; chunks of any
+    size give the same frames as one call.
+    """
+    taps = len(kernel)
+    if state is None:
+        state = np.repeat(stack[:1], taps - 1, axis=0)
+    hist = np.concatenate([state, stack])
+    out = np.empty_like(stack)
+    for t in range(len(stack)):
+        out[t] = np.tensordot(kernel, hist[t : t + taps], axes=(0, 0))
+    return out, hist[len(stack) :].copy()
+
+
 class VAMColour(ColourMagnifier):
     """Acceleration magnification of colour; see the module docstring.
 
@@ -98,19 +141,10 @@ class VAMColour(ColourMagnifier):
         return s
 
     def _filter_offline(self, stack: np.ndarray) -> np.ndarray:
-        from scipy.ndimage import correlate1d
-
-        return correlate1d(stack, self.kernel, axis=0, mode="mirror")
+        return dog_filter(stack, self.kernel)
 
     def _filter_causal(self, stack: np.ndarray) -> np.ndarray:
-        taps = len(self.kernel)
-        if self.state is None:  # the last taps - 1 stack frames, started as the first
-            self.state = np.repeat(stack[:1], taps - 1, axis=0)
-        hist = np.concatenate([self.state, stack])
-        out = np.empty_like(stack)
-        for t in range(len(stack)):
-            out[t] = np.tensordot(self.kernel, hist[t : t + taps], axes=(0, 0))
-        self.state = hist[len(stack) :].copy()
+        out, self.state = dog_filter_causal(stack, self.kernel, self.state)
         return out
 
 
@@ -133,3 +167,54 @@ def vam_colour(
 def create_vam(**kwargs) -> VAMColour:
     """Registry factory of :class:`VAMColour` (keywords as its constructor)."""
     return VAMColour(**kwargs)
+
+
+class VAMPhase(PhaseMagnifier):
+    """Acceleration magnification of motion: the DoG filter on pyramid phases.
+
+    Args: as :class:`~rtmag.baselines.phase.PhaseMagnifier` without ``filter`` and
+    ``order``, plus ``normalise`` (``"peak"`` or ``"l1"``, see :func:`dog_kernel`).
+    """
+
+    name = "vam-motion"
+
+    def __init__(
+        self,
+        fps: float = 30.0,
+        band: tuple[float, float] = (0.7, 2.5),
+        alpha: float = 10.0,
+        num_scales: int | None = None,
+        sigma: float = 2.0,
+        causal: bool = False,
+        normalise: str = "peak",
+        max_memory_gb: float = 4.0,
+    ) -> None:
+        super().__init__(
+            fps, band, alpha, num_scales, sigma, causal=causal, max_memory_gb=max_memory_gb
+        )
+        self.centre_hz = math.sqrt(self.band[0] * self.band[1])
+        self.normalise = normalise
+        self.kernel = dog_kernel(self.fps, self.centre_hz, normalise)
+
+    def settings(self) -> dict:
+        s = super().settings()
+        s.update(
+            filter="dog",
+            centre_hz=self.centre_hz,
+            kernel_taps=len(self.kernel),
+            normalise=self.normalise,
+        )
+        return s
+
+    def _filter_offline(self, stack: np.ndarray) -> np.ndarray:
+        return dog_filter(stack, self.kernel)
+
+    def _filter_causal(self, stack: np.ndarray) -> np.ndarray:
+        out, self.state = dog_filter_causal(stack, self.kernel.astype(np.float32), self.state)
+        return out
+
+
+@register_method("vam-motion")
+def create_vam_motion(**kwargs) -> VAMPhase:
+    """Registry factory of :class:`VAMPhase` (keywords as its constructor)."""
+    return VAMPhase(**kwargs)

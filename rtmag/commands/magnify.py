@@ -85,19 +85,22 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--method",
         default="deepmag",
-        choices=["deepmag", "evm", "vam"],
+        choices=["deepmag", "evm", "vam", "phase", "vam-motion"],
         help="DeepMag (default) or a baseline: evm (Wu et al. 2012, colour), "
-        "vam (Zhang et al. 2017, colour)",
+        "vam (Zhang et al. 2017, colour), phase (Wadhwa et al. 2013, motion), "
+        "vam-motion (Zhang et al. 2017 on pyramid phase, motion)",
     )
     add_magnifier_arguments(p)
-    g = p.add_argument_group("baselines (--method evm|vam)")
+    g = p.add_argument_group("baselines (--method evm|vam|phase|vam-motion)")
     g.add_argument(
         "--alpha",
         type=float,
         default=None,
         help="amplification; in-band gain is 1 + alpha (default: --magnification - 1)",
     )
-    g.add_argument("--level", type=int, default=4, help="Gaussian pyramid level (default 4)")
+    g.add_argument(
+        "--level", type=int, default=4, help="evm, vam: Gaussian pyramid level (default 4)"
+    )
     g.add_argument(
         "--chrom-attenuation",
         type=float,
@@ -108,8 +111,20 @@ def add_arguments(p) -> None:
         "--temporal-filter",
         default="ideal",
         choices=["ideal", "butter"],
-        help="evm offline: ideal FFT band-pass or zero-phase Butterworth (--causal: "
-        "causal Butterworth)",
+        help="evm, phase offline: ideal FFT band-pass or zero-phase Butterworth "
+        "(--causal: causal Butterworth)",
+    )
+    g.add_argument(
+        "--scales",
+        type=int,
+        default=None,
+        help="phase, vam-motion: steerable pyramid scales (default: all the frame allows)",
+    )
+    g.add_argument(
+        "--sigma",
+        type=float,
+        default=2.0,
+        help="phase, vam-motion: amplitude-weighted phase smoothing in band pixels (default 2)",
     )
     p.add_argument(
         "--causal",
@@ -144,10 +159,10 @@ def run(args) -> int:
     if pathlib.Path(args.output).exists() and not args.force:
         raise UserError(f"{args.output} exists; pass --force to overwrite it")
     if args.method != "deepmag":
-        if args.mode != "pulse":
+        if args.mode != "pulse" and args.method in ("evm", "vam"):
             raise UserError(
-                f"--method {args.method} magnifies colour (pulse); respiration has "
-                "--method deepmag only so far"
+                f"--method {args.method} magnifies colour (pulse); for respiration use "
+                "--method deepmag, phase or vam-motion"
             )
         return _run_baseline(args)
     info = probe(args.input)
@@ -197,7 +212,7 @@ def _print_notes(rep: dict) -> None:
 
 
 def _run_baseline(args) -> int:
-    """``--method evm|vam``: the frequency-based baselines (rtmag.baselines)."""
+    """``--method evm|vam|phase|vam-motion``: the baselines (rtmag.baselines)."""
     from tqdm import tqdm
 
     from rtmag.baselines.file import magnify_file_with_method
@@ -206,15 +221,17 @@ def _run_baseline(args) -> int:
 
     if args.align:
         raise UserError("--align applies to DeepMag only")
-    magnification = 20.0 if args.magnification is None else args.magnification
+    from rtmag.magnifier import DEFAULT_BANDS, DEFAULT_MAGNIFICATION
+
+    magnification = args.magnification or DEFAULT_MAGNIFICATION[args.mode]
     alpha = magnification - 1.0 if args.alpha is None else args.alpha
-    kwargs = dict(
-        band=(0.7, 2.5) if args.band is None else tuple(args.band),
-        alpha=alpha,
-        level=args.level,
-        chrom_attenuation=args.chrom_attenuation,
-    )
-    if args.method == "evm":
+    band = DEFAULT_BANDS[args.mode] if args.band is None else tuple(args.band)
+    kwargs = dict(band=band, alpha=alpha)
+    if args.method in ("evm", "vam"):
+        kwargs.update(level=args.level, chrom_attenuation=args.chrom_attenuation)
+    else:
+        kwargs.update(num_scales=args.scales, sigma=args.sigma)
+    if args.method in ("evm", "phase"):
         kwargs["filter"] = args.temporal_filter
     info = probe(args.input)
     with tqdm(total=info.frames, unit="frame", desc=args.method, disable=args.quiet) as bar:
