@@ -242,8 +242,8 @@ def measure_respiration_clip(scfg, mcfg, net, meta, causal: bool = False) -> dic
 
     Reported: PSNR of the output against the ideal and the input; PSNR of the head
     region against the input (the head turns in B-D and should be left alone); the
-    achieved gain of the shoulders' breathing displacement, measured by optical flow
-    on both shoulders (:func:`rtmag.metrics.shoulder_boxes`) and projected onto the
+    achieved gain of the shoulders' breathing displacement, measured by phase
+    (:func:`rtmag.metrics.vertical_displacement`) on both shoulders (:func:`rtmag.metrics.shoulder_boxes`) and projected onto the
     true breath, for the output (``gain_raw``) and for the ideal clip
     (``gain_ideal_raw``: what the same instrument reads at exactly ``alpha``), and
     ``gain = alpha * gain_raw / gain_ideal_raw``; the correlation of the network's
@@ -378,7 +378,7 @@ def real_motion_clip(
     Args:
         path: the clip; mcfg: a respiration ``MagnifierConfig`` (fps from the file).
         box: ``(y0, y1, x0, x1)`` on the chest: its vertical motion is measured by
-            optical flow (:func:`rtmag.metrics.vertical_displacement`) in the input
+            phase (:func:`rtmag.metrics.vertical_displacement`) in the input
             and the output, and the gain is their band-passed projection
             ``<F out, F in> / <F in, F in>``.
         column: the x of the scan line drawn in ``figure`` (a PNG path, optional): the

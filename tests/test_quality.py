@@ -83,12 +83,19 @@ def _texture_frames(shifts, h=64, w=96, seed=0):
 
 
 def test_vertical_displacement_of_a_known_shift():
-    shifts = [0.0, 0.5, 1.0, -0.75, 2.0]
+    """Proportional to the shift (what gains need), and near it in pixels: the band's
+    centre wavelength converts phase to pixels, so a texture whose energy sits off
+    the centre reads a few percent off."""
+    shifts = np.array([0.0, 0.5, 1.0, -0.75, 2.0])
     frames = _texture_frames(shifts)
-    d = metrics.vertical_displacement(frames, (8, 56, 8, 88))
-    np.testing.assert_allclose(d, shifts, atol=0.08)
+    d = metrics.vertical_displacement(frames, (8, 56, 8, 88), scale=2)
+    np.testing.assert_allclose(d, shifts, atol=0.1 * np.abs(shifts).max())
+    ratio = d[1:] / shifts[1:]
+    assert ratio.max() / ratio.min() < 1.02
     rgb = np.repeat(frames[..., None], 3, axis=3)
-    np.testing.assert_allclose(metrics.vertical_displacement(rgb, (8, 56, 8, 88)), d, atol=0.02)
+    np.testing.assert_allclose(
+        metrics.vertical_displacement(rgb, (8, 56, 8, 88), scale=2), d, atol=0.02
+    )
     with pytest.raises(ValueError, match="mask is empty"):
         metrics.vertical_displacement(frames, (8, 56, 8, 88), np.zeros((64, 96), bool))
 

@@ -111,14 +111,14 @@ def _run_respiration(args) -> int:
     if args.calibrate:
         cal = [
             dataclasses.replace(c, seed=c.seed + 100)
-            for c in respiration_clips(2, seconds, size, tasks="A")
+            for c in respiration_clips(1, seconds, size, tasks="A")
         ]
         c = calibrate_respiration(net, meta, cal, magnification=magnification)
         meta = {
             **meta,
             "calibration": {
                 "gamma_per_gain": c,
-                "clips": f"task A, 2 seeds, {size[0]}x{size[1]}, {seconds:g} s",
+                "clips": f"task A, 1 seed, {size[0]}x{size[1]}, {seconds:g} s",
                 "magnification": magnification,
             },
         }
