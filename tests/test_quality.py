@@ -199,3 +199,21 @@ def test_paired_gain_cancels_what_the_clip_holds_besides_the_source():
     assert metrics.paired_gain(out, out0, p, fps) == pytest.approx(7.0, rel=1e-9)
     assert metrics.paired_gain(inp, inp0, p, fps) == pytest.approx(1.0, rel=1e-9)
     assert abs(metrics.pulse_gain(out, inp, p, fps) - 7.0) > 1.0
+
+
+def test_measure_respiration_clip_of_an_unchanged_video():
+    """magnification 1: the output is the input, so the shoulders' gain is 1, the head
+    PSNR is 100 dB and the instrument's own reading of the ideal is finite."""
+    from rtmag.magnifier import MagnifierConfig
+    from rtmag.quality import measure_respiration_clip, summarise_respiration
+    from rtmag.synth import SynthConfig
+    from tests.test_motion import QuadNet
+
+    scfg = SynthConfig(task="A", seconds=8.0, size=(128, 96), seed=3, breathing_amplitude_px=3.0)
+    mcfg = MagnifierConfig(mode="respiration", magnification=1.0, engine="eager")
+    row = measure_respiration_clip(scfg, mcfg, QuadNet().eval(), {})
+    assert row["psnr_input"] == 100.0 and row["psnr_head"] == 100.0
+    assert row["gain_raw"] == pytest.approx(1.0)
+    assert np.isfinite(row["gain_ideal_raw"]) and row["decimate"] == 4
+    summary = summarise_respiration([row])
+    assert summary["A"]["clips"] == 1
