@@ -65,3 +65,35 @@ def test_heart_rate_of_the_real_face_clip(shipped, shared_clip):
     frames, info = read_video(shared_clip("evm_face.mp4"))
     est = estimate_rate(reading(net, frames), info.fps)
     assert 45 <= est.rate_bpm <= 65
+
+
+def test_shipped_breathing_network_reads_a_held_out_clip_under_head_motion():
+    """BreathNet loads (weights only), is calibrated, and its reading of a held-out
+    task-C clip (30 deg/s head sweep) follows the true breathing derivative."""
+    from rtmag.quality import QUALITY_SEED_BASE
+    from rtmag.representations.phase import phase_representation
+    from rtmag.synth import SynthConfig, render
+    from rtmag.train import bandpassed_correlation, luma
+    from rtmag.vitals import estimate_rate
+
+    path = default_weights_path("respiration")
+    torch.load(path, weights_only=True)
+    net, meta = load_weights(path, mode="respiration")
+    assert meta["calibration"]["gamma_per_gain"] > 0 and meta["band_hz"] == [0.16, 0.5]
+    clip = render(
+        SynthConfig(
+            task="C",
+            mode="respiration",
+            seconds=40,
+            fps=7.5,
+            size=(320, 240),
+            seed=QUALITY_SEED_BASE + 78,
+            breathing_rate_bpm=15.0,
+        )
+    )
+    with torch.no_grad():
+        y = net(phase_representation(luma(clip.frames))).numpy()
+    dr = np.diff(clip.truth["respiration"])
+    assert bandpassed_correlation(y, dr, 7.5, (0.16, 0.5)) > 0.8
+    est = estimate_rate(y, 7.5, (0.16, 0.5))
+    assert abs(est.rate_bpm - clip.meta["breathing_rate_bpm"]) < 2
