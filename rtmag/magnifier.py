@@ -224,7 +224,8 @@ class PairAnalyser:
     """Turn representations of frame pairs into the ascent's change ``dX``.
 
     Stateful over a stream: keeps the previous low-resolution frame (pulse), the
-    running scale ``s(t)`` (median ``|X_1|`` of a frame, smoothed) and the running
+    running scale ``s(t)`` (median of the non-zero ``|X_1|`` of a frame, smoothed) and
+    the running
     spread ``K(t)`` of the gradient's mass (participation ratio of ``|G_1|``), which
     together make the step size of each pair (module docstring).
 
@@ -269,11 +270,13 @@ class PairAnalyser:
         p = x1.shape[0]
         if cfg.gamma is not None:
             return np.full(p, cfg.gamma)
-        med = x1.abs().flatten(1).median(dim=1).values.double().numpy()
+        med = _median_nonzero(x1.abs().flatten(1))
         g1 = input_gradient_autograd(self.net, x1).abs().flatten(1)
         out = np.empty(p)
         for i in range(p):
             m, k = float(med[i]), _participation(g1[i])
+            if m == 0.0:  # nothing changed at all (a repeated frame): keep the scale
+                m = self.scale if self.scale is not None else 0.0
             if self.scale is None:
                 self.scale, self.spread = m, k
             else:
@@ -323,6 +326,21 @@ class PairAnalyser:
         delta, y, gamma = self.ascend(x1)
         dx = delta.double().numpy().transpose(0, 2, 3, 1)
         return np.ascontiguousarray(dx), y, gamma
+
+
+def _median_nonzero(a: torch.Tensor) -> np.ndarray:
+    """Median of each row's non-zero elements ``(P, n) -> (P,)``; 0 for an all-zero row.
+
+    Zeros are left out because a video codec copies still blocks exactly: on an H.264
+    file of a still scene most of X_1 is exactly 0, and the plain median (so the step)
+    was 0, which magnified nothing. Without exact zeros it is the plain median.
+    """
+    out = np.zeros(a.shape[0])
+    for i, row in enumerate(a):
+        nz = row[row != 0]
+        if nz.numel():
+            out[i] = float(nz.double().median())
+    return out
 
 
 def _participation(w: torch.Tensor) -> float:

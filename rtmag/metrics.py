@@ -236,14 +236,10 @@ def displacement_gain(
 
     ``output``, ``input``: ``(T,)`` displacements measured in the output and the input
     (:func:`vertical_displacement`); ``truth`` ``(T,)`` the true breathing
-    displacement (any scale: only its shape is used). As :func:`pulse_gain`, the
-    projection onto the truth ignores motion that is not the breath.
+    displacement (any scale: only its shape is used). The same projection as
+    :func:`pulse_gain`, which ignores motion that is not the breath.
     """
-    fo = _bandpassed(output, fps, band)
-    fi = _bandpassed(input, fps, band)
-    fr = _bandpassed(truth, fps, band)
-    den = float((fi * fr).sum())
-    return float((fo * fr).sum() / den) if den != 0 else float("nan")
+    return pulse_gain(output, input, truth, fps, band)
 
 
 def masked_psnr(a: np.ndarray, b: np.ndarray, masks: np.ndarray, peak: float = 255.0) -> float:

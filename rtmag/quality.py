@@ -86,19 +86,23 @@ def measure_clip(scfg, mcfg, net, meta, causal: bool = False) -> dict:
     }
 
 
-def calibrate(net, meta, clips, magnification: float = 11.0, rounds: int = 2, log=print) -> float:
+def calibrate(
+    net, meta, clips, magnification: float = 11.0, rounds: int = 2, log=print, mcfg=None
+) -> float:
     """Fit ``gamma_per_gain`` so that the median achieved gain on ``clips`` (task-A
-    ``SynthConfig``s) equals ``magnification``; returns it (also put in ``meta``)."""
+    ``SynthConfig``s) equals ``magnification``; returns it. ``mcfg`` (a
+    ``MagnifierConfig``; default pulse) picks the mode and its measure
+    (:func:`measure_clip` or :func:`measure_respiration_clip`)."""
+    import dataclasses
+
     from rtmag.magnifier import DEFAULT_GAMMA_PER_GAIN, MagnifierConfig
 
-    calib = dict(meta.get("calibration") or {})
-    c = float(calib.get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
+    mcfg = dataclasses.replace(mcfg or MagnifierConfig(), magnification=magnification)
+    measure = measure_respiration_clip if mcfg.mode == "respiration" else measure_clip
+    c = float((meta.get("calibration") or {}).get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
     for r in range(rounds):
         meta = {**meta, "calibration": {"gamma_per_gain": c}}
-        gains = [
-            measure_clip(s, MagnifierConfig(magnification=magnification), net, meta)["gain"]
-            for s in clips
-        ]
+        gains = [measure(s, mcfg, net, meta)["gain"] for s in clips]
         g = float(np.median(gains))
         log(
             f"calibration round {r + 1}: gamma_per_gain {c:.4g} -> gains "
@@ -308,30 +312,6 @@ def respiration_clips(per_task: int, seconds: float, size, fps: float = 30.0, ta
         dataclasses.replace(c, mode="respiration")
         for c in quality_clips(per_task, seconds, size, fps, tasks)
     ]
-
-
-def calibrate_respiration(
-    net, meta, clips, magnification: float = 10.0, rounds: int = 2, log=print
-) -> float:
-    """As :func:`calibrate`, on breathing clips and the shoulders' displacement gain."""
-    from rtmag.magnifier import DEFAULT_GAMMA_PER_GAIN, MagnifierConfig
-
-    c = float((meta.get("calibration") or {}).get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
-    mcfg = MagnifierConfig(mode="respiration", magnification=magnification, engine="adjoint")
-    for r in range(rounds):
-        meta = {**meta, "calibration": {"gamma_per_gain": c}}
-        gains = [measure_respiration_clip(s, mcfg, net, meta)["gain"] for s in clips]
-        g = float(np.median(gains))
-        log(
-            f"calibration round {r + 1}: gamma_per_gain {c:.4g} -> gains "
-            + " ".join(f"{v:.1f}" for v in gains)
-            + f" (median {g:.2f})"
-        )
-        if not np.isfinite(g) or g <= 1.0:
-            c *= 4.0
-            continue
-        c *= (magnification - 1.0) / (g - 1.0)
-    return c
 
 
 def summarise_respiration(rows: list[dict]) -> dict:

@@ -35,7 +35,6 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     quiet_threads()
     import dataclasses
-    import json
 
     from tqdm import tqdm
 
@@ -72,31 +71,29 @@ def run(args) -> int:
         rows.append(measure_clip(scfg, mcfg, net, meta, causal=args.causal))
     summary = summarise(rows)
     print(markdown(summary))
+    _write_json(args, summary, rows)
+    return 0
+
+
+def _write_json(args, summary: dict, rows: list) -> None:
+    """``--json``: the settings, the per-task summary and every clip's row."""
+    import json
+
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(
-                {
-                    "settings": {k: v for k, v in vars(args).items()},
-                    "summary": summary,
-                    "rows": rows,
-                },
-                fh,
-                indent=1,
-                default=str,
-            )
-    return 0
+            payload = {"settings": dict(vars(args)), "summary": summary, "rows": rows}
+            json.dump(payload, fh, indent=1, default=str)
 
 
 def _run_respiration(args) -> int:
     import dataclasses
-    import json
 
     from tqdm import tqdm
 
     from rtmag.magnifier import MagnifierConfig
     from rtmag.nets import default_weights_path, load_weights, save_weights
     from rtmag.quality import (
-        calibrate_respiration,
+        calibrate,
         markdown_respiration,
         measure_respiration_clip,
         respiration_clips,
@@ -108,12 +105,14 @@ def _run_respiration(args) -> int:
     magnification = args.magnification or 10.0
     path = args.weights or str(default_weights_path("respiration"))
     net, meta = load_weights(path, mode="respiration")
+    engine = "adjoint" if args.engine == "auto" else args.engine
+    mcfg = MagnifierConfig(mode="respiration", magnification=magnification, engine=engine)
     if args.calibrate:
         cal = [
             dataclasses.replace(c, seed=c.seed + 100)
             for c in respiration_clips(1, seconds, size, tasks="A")
         ]
-        c = calibrate_respiration(net, meta, cal, magnification=magnification)
+        c = calibrate(net, meta, cal, magnification=magnification, mcfg=mcfg)
         meta = {
             **meta,
             "calibration": {
@@ -124,19 +123,10 @@ def _run_respiration(args) -> int:
         }
         save_weights(path, net, meta)
         print(f"calibrated: gamma_per_gain = {c:.4g}, written to {path}")
-    engine = "adjoint" if args.engine == "auto" else args.engine
-    mcfg = MagnifierConfig(mode="respiration", magnification=magnification, engine=engine)
     rows = []
     for scfg in tqdm(respiration_clips(args.per_task, seconds, size), unit="clip"):
         rows.append(measure_respiration_clip(scfg, mcfg, net, meta, causal=args.causal))
     summary = summarise_respiration(rows)
     print(markdown_respiration(summary))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(
-                {"settings": dict(vars(args)), "summary": summary, "rows": rows},
-                fh,
-                indent=1,
-                default=str,
-            )
+    _write_json(args, summary, rows)
     return 0
