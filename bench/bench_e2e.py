@@ -141,7 +141,9 @@ def synth_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def make_clip(size, seconds: float, resp_seconds: float, cache: Path) -> dict:
+def make_clip(
+    size, seconds: float, resp_seconds: float, cache: Path, lossless: bool = False
+) -> dict:
     """Render (or find in ``cache``) the clip of ``size``: ``pulse.mp4`` (``seconds``),
     ``respiration.mp4`` (its first ``resp_seconds``), skin masks and pulse term."""
     from rtmag.synth import Renderer, SynthConfig
@@ -149,7 +151,8 @@ def make_clip(size, seconds: float, resp_seconds: float, cache: Path) -> dict:
 
     w, h = size
     length = max(seconds, resp_seconds)
-    key = f"{w}x{h}-{seconds:g}s-{resp_seconds:g}s-{FPS:g}fps-seed{SEED}-{synth_fingerprint()}"
+    codec = "lossless" if lossless else "h264"
+    key = f"{w}x{h}-{seconds:g}s-{resp_seconds:g}s-{FPS:g}fps-seed{SEED}-{codec}-{synth_fingerprint()}"
     d = cache / key
     done = d / "clip.json"
     if done.exists():
@@ -171,8 +174,10 @@ def make_clip(size, seconds: float, resp_seconds: float, cache: Path) -> dict:
     n_pulse, n_resp = round(seconds * FPS), round(resp_seconds * FPS)
     masks, pterm = [], []
     with (
-        VideoWriter(d / "pulse.mp4", fps=FPS, size=(w, h), overwrite=True) as wp,
-        VideoWriter(d / "respiration.mp4", fps=FPS, size=(w, h), overwrite=True) as wr,
+        VideoWriter(d / "pulse.mp4", fps=FPS, size=(w, h), overwrite=True, lossless=lossless) as wp,
+        VideoWriter(
+            d / "respiration.mp4", fps=FPS, size=(w, h), overwrite=True, lossless=lossless
+        ) as wr,
     ):
         for k in range(n):
             lay = r.layers(k)
@@ -192,7 +197,7 @@ def make_clip(size, seconds: float, resp_seconds: float, cache: Path) -> dict:
         "size": [w, h],
         "fps": FPS,
         "synth": {k: v for k, v in scfg.__dict__.items() if k != "size"},
-        "encoder": {"pulse": wp.codec_name, "notes": list(wp.notes)},
+        "encoder": {"codec": wp.codec_name, "lossless": lossless, "notes": list(wp.notes)},
         "render_s": time.perf_counter() - t0,
     }
     done.write_text(json.dumps(info, indent=1, default=str))
@@ -284,19 +289,27 @@ class TimedEngine:
         return getattr(self.engine, name)
 
 
-def make_magnifier(mode: str, engine: str, n_iter: int, batch: int):
-    from rtmag.magnifier import Magnifier, MagnifierConfig
-    from rtmag.nets import create_net
+def make_magnifier(mode: str, engine: str, n_iter: int, batch: int, trained: bool = False):
+    """A magnifier of ``mode`` with the timed engine; the network is random-init unless
+    ``trained`` and the mode has shipped weights. Returns (magnifier, timer, network
+    description)."""
+    from rtmag.magnifier import Magnifier, MagnifierConfig, load_net
+    from rtmag.nets import create_net, default_weights_path
 
-    torch.manual_seed(0)
-    net = create_net(mode).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
     cfg = MagnifierConfig(mode=mode, fps=FPS, engine=engine, n_iter=n_iter, max_batch=batch)
-    mag = Magnifier(cfg, net=net, meta={})
+    if trained and default_weights_path(mode).exists():
+        net, meta = load_net(cfg)
+        what = f"shipped {default_weights_path(mode).name}"
+    else:
+        torch.manual_seed(0)
+        net, meta = create_net(mode).eval(), {}
+        for p in net.parameters():
+            p.requires_grad_(False)
+        what = "random-init" + (" (no shipped weights)" if trained else "")
+    mag = Magnifier(cfg, net=net, meta=meta)
     timer = TimedEngine(mag.path.analyser.engine)
     mag.path.analyser.engine = timer
-    return mag, timer, net
+    return mag, timer, what
 
 
 def warm_up(mag, src: str) -> None:
@@ -517,9 +530,10 @@ def markdown(res: dict) -> str:
         f"{fmt(m['load_average_before'][0], '.2f')} before, "
         f"{fmt(m['load_average_after'][0], '.2f')} after"
         + (" (UNDER LOAD: the numbers include waiting for a core)" if res["under_load"] else ""),
-        f"Clip: synthetic task A, H.264 crf 18, {res['settings']['seconds']:g} s (pulse), "
-        f"{res['settings']['resp_seconds']:g} s (respiration) at {FPS:g} fps; networks "
-        f"random-init (same cost as trained), N = {res['settings']['n_iter']}.",
+        "",
+        f"Clip: synthetic task A, {'lossless RGB' if res['settings']['lossless_clip'] else 'H.264 crf 18'}, {res['settings']['seconds']:g} s (pulse), "
+        f"{res['settings']['resp_seconds']:g} s (respiration) at {FPS:g} fps; networks: "
+        f"{res['settings']['networks']}; N = {res['settings']['n_iter']}.",
         "",
         "End to end (`magnify_file`, decode and encode included), frames/s; causal "
         "latency per batch in ms (median / p95):",
@@ -631,7 +645,6 @@ def plot(res: dict, path: Path) -> str | None:
         ax.bar(range(len(rows)), ms[:, j], bottom=bottoms, label=s)
         bottoms += ms[:, j]
     ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_yscale("log")
     ax.set_ylabel("ms per frame (stage totals / frames)")
     ax.set_title(f"stages at {rows[0]['size'] if rows else '-'}")
     ax.legend(fontsize=7)
@@ -712,12 +725,33 @@ def main(argv=None) -> int:
     )
     p.add_argument("--sizes", nargs="+", default=["320x240", "640x480", "1280x720"])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    p.add_argument(
+        "--resp-engines", nargs="+", default=None, help="respiration's (default: --engines)"
+    )
+    p.add_argument(
+        "--resp-batches",
+        nargs="+",
+        type=int,
+        default=None,
+        help="respiration's (default: --batches)",
+    )
     p.add_argument("--seconds", type=float, default=10.0, help="pulse clip length")
     p.add_argument("--resp-seconds", type=float, default=3.0, help="respiration clip length")
     p.add_argument("--n-iter", type=int, default=20, help="N, the ascent's iterates")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--baselines", nargs="*", default=["evm", "vam"])
     p.add_argument("--peers", nargs="*", default=["vidmag", "pyeulervid"])
+    p.add_argument(
+        "--trained",
+        action="store_true",
+        help="use the shipped weights where the mode has them (the gain is then a quality "
+        "figure; the cost is the same)",
+    )
+    p.add_argument(
+        "--lossless-clip",
+        action="store_true",
+        help="encode the clip losslessly (libx264rgb qp 0) instead of H.264 crf 18",
+    )
     p.add_argument("--no-gain", action="store_true", help="skip the gain measure (faster)")
     p.add_argument("--cache", default=None, help="clip cache (default <tmp>/rtmag-bench-clips)")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/e2e-<date>.json)")
@@ -758,14 +792,18 @@ def main(argv=None) -> int:
             "engines": args.engines,
             "sizes": args.sizes,
             "batches": args.batches,
+            "resp_engines": args.resp_engines or args.engines,
+            "resp_batches": args.resp_batches or args.batches,
             "seconds": args.seconds,
             "resp_seconds": args.resp_seconds,
+            "lossless_clip": args.lossless_clip,
             "n_iter": args.n_iter,
             "fps": FPS,
             "baseline_alpha": BASELINE_ALPHA,
             "band_hz": list(BAND),
-            "networks": "random-init rtmag.nets.create_net(mode), meta={} "
-            "(default step calibration)",
+            "networks": "shipped weights where present (--trained)"
+            if args.trained
+            else "random-init rtmag.nets.create_net(mode), meta={} (default step calibration)",
         },
         "clips": {},
         "cases": [],
@@ -774,7 +812,9 @@ def main(argv=None) -> int:
     }
     for (w, h), name in zip(sizes, args.sizes):
         log(f"clip {name} ...")
-        res["clips"][name] = make_clip((w, h), args.seconds, args.resp_seconds, cache)
+        res["clips"][name] = make_clip(
+            (w, h), args.seconds, args.resp_seconds, cache, args.lossless_clip
+        )
     flops = {}
     for mode in args.modes:
         from rtmag.nets import create_net
@@ -787,8 +827,12 @@ def main(argv=None) -> int:
             clip = res["clips"][name]
             src = clip[mode]
             truth = SkinTruth(clip) if mode == "pulse" and not args.no_gain else None
-            for engine in args.engines:
-                for batch in args.batches:
+            engines, batches = args.engines, args.batches
+            if mode == "respiration":
+                engines = args.resp_engines or engines
+                batches = args.resp_batches or batches
+            for engine in engines:
+                for batch in batches:
                     case = {
                         "mode": mode,
                         "engine": engine,
@@ -800,7 +844,9 @@ def main(argv=None) -> int:
                     case["load_average_before"] = load_average()
                     try:
                         t0 = time.perf_counter()
-                        mag, timer, _net = make_magnifier(mode, engine, args.n_iter, batch)
+                        mag, timer, case["network"] = make_magnifier(
+                            mode, engine, args.n_iter, batch, args.trained
+                        )
                         warm_up(mag, src)
                         case["build_s"] = time.perf_counter() - t0
                         case["decimate"] = int(getattr(mag.path, "k", 1))
