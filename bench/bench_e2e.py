@@ -59,6 +59,7 @@ import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -318,7 +319,9 @@ def warm_up(mag, src: str) -> None:
     from rtmag.video import VideoReader
 
     with VideoReader(src) as reader:
-        frs = list(itertools.islice(reader, max(2, min(mag.config.max_batch, 8))))
+        # respiration: two analysed frames at least, so that the ascent runs
+        n = 2 * getattr(mag.path, "k", 1) + 1 if mag.config.mode == "respiration" else 8
+        frs = list(itertools.islice(reader, max(2, n)))
     images = np.stack([f.image for f in frs])
     times = [f.time_s for f in frs]
     if mag.config.mode == "respiration":
@@ -393,8 +396,8 @@ def staged_pass(mag, timer, src: str, dst: str, batch: int) -> dict:
         t["filter"][-1] = (t["filter"][-1][0] + time.perf_counter() - t0, t["filter"][-1][1])
         emit(writer, final=True)
         t0 = time.perf_counter()
-        writer.close()  # the encoder's buffered frames: part of encoding
-        t["encode"].append((time.perf_counter() - t0, 0))
+        writer.close()  # the encoder's buffered frames: part of the last batch's encoding
+        t["encode"][-1] = (t["encode"][-1][0] + time.perf_counter() - t0, t["encode"][-1][1])
     out = {s: summary(v) for s, v in t.items()}
     notes: list[str] = []
     t0 = time.perf_counter()
@@ -810,116 +813,116 @@ def main(argv=None) -> int:
         "baselines": [],
         "peers_not_run": {},
     }
-    for (w, h), name in zip(sizes, args.sizes):
-        log(f"clip {name} ...")
-        res["clips"][name] = make_clip(
-            (w, h), args.seconds, args.resp_seconds, cache, args.lossless_clip
-        )
-    flops = {}
-    for mode in args.modes:
-        from rtmag.nets import create_net
+    try:
+        for (w, h), name in zip(sizes, args.sizes):
+            log(f"clip {name} ...")
+            res["clips"][name] = make_clip(
+                (w, h), args.seconds, args.resp_seconds, cache, args.lossless_clip
+            )
+        flops = {}
+        for mode in args.modes:
+            from rtmag.nets import create_net
 
-        flops[mode] = ascent_flops_per_frame(create_net(mode), args.n_iter)
-    res["flops_per_frame"] = flops
-    res["limit_fps"] = {m: rate / f for m, f in flops.items()}
-    for mode in args.modes:
+            flops[mode] = ascent_flops_per_frame(create_net(mode), args.n_iter)
+        res["flops_per_frame"] = flops
+        res["limit_fps"] = {m: rate / f for m, f in flops.items()}
+        for mode in args.modes:
+            for name in args.sizes:
+                clip = res["clips"][name]
+                src = clip[mode]
+                truth = SkinTruth(clip) if mode == "pulse" and not args.no_gain else None
+                engines, batches = args.engines, args.batches
+                if mode == "respiration":
+                    engines = args.resp_engines or engines
+                    batches = args.resp_batches or batches
+                for engine in engines:
+                    for batch in batches:
+                        case = {
+                            "mode": mode,
+                            "engine": engine,
+                            "size": name,
+                            "batch": batch,
+                            "frames": clip["frames"][mode],
+                        }
+                        log(f"{mode} {engine} {name} batch {batch} ...")
+                        case["load_average_before"] = load_average()
+                        try:
+                            t0 = time.perf_counter()
+                            mag, timer, case["network"] = make_magnifier(
+                                mode, engine, args.n_iter, batch, args.trained
+                            )
+                            warm_up(mag, src)
+                            case["build_s"] = time.perf_counter() - t0
+                            case["decimate"] = int(getattr(mag.path, "k", 1))
+                            stem = f"{mode}-{engine}-{name}-b{batch}"
+                            staged = str(work / f"{stem}-staged.mp4")
+                            case["stages"] = staged_pass(mag, timer, src, staged, batch)
+                            os.remove(staged)
+                            asc = case["stages"]["ascent"]["fps"]
+                            case["ascent_of_limit"] = asc / res["limit_fps"][mode] if asc else None
+                            for kind, causal in (("e2e_offline", False), ("e2e_causal", True)):
+                                dst = str(work / f"{stem}-{kind}.mp4")
+                                case[kind] = e2e(mag, src, dst, causal)
+                                if truth is not None:
+                                    case[kind].update(
+                                        truth.gain(dst, skip=int(2 * FPS) if causal else 0)
+                                    )
+                                os.remove(dst)
+                        except Exception as e:
+                            case["error"] = f"{type(e).__name__}: {e}"
+                            case["traceback"] = traceback.format_exc()
+                            log(case["traceback"])
+                        case["load_average_after"] = load_average()
+                        res["cases"].append(case)
         for name in args.sizes:
             clip = res["clips"][name]
-            src = clip[mode]
-            truth = SkinTruth(clip) if mode == "pulse" and not args.no_gain else None
-            engines, batches = args.engines, args.batches
-            if mode == "respiration":
-                engines = args.resp_engines or engines
-                batches = args.resp_batches or batches
-            for engine in engines:
-                for batch in batches:
-                    case = {
-                        "mode": mode,
-                        "engine": engine,
+            truth = None if args.no_gain else SkinTruth(clip)
+            for method in args.baselines:
+                for path, causal in (("offline", False), ("causal", True)):
+                    log(f"baseline {method} {name} {path} ...")
+                    row = {
+                        "method": f"rtmag.baselines {method}",
                         "size": name,
-                        "batch": batch,
-                        "frames": clip["frames"][mode],
+                        "path": path,
+                        "load_average_before": load_average(),
                     }
-                    log(f"{mode} {engine} {name} batch {batch} ...")
-                    case["load_average_before"] = load_average()
+                    dst = str(work / f"{method}-{name}-{path}.mp4")
                     try:
-                        t0 = time.perf_counter()
-                        mag, timer, case["network"] = make_magnifier(
-                            mode, engine, args.n_iter, batch, args.trained
-                        )
-                        warm_up(mag, src)
-                        case["build_s"] = time.perf_counter() - t0
-                        case["decimate"] = int(getattr(mag.path, "k", 1))
-                        stem = f"{mode}-{engine}-{name}-b{batch}"
-                        case["stages"] = staged_pass(
-                            mag, timer, src, str(work / f"{stem}-staged.mp4"), batch
-                        )
-                        asc = case["stages"]["ascent"]["fps"]
-                        case["ascent_of_limit"] = asc / res["limit_fps"][mode] if asc else None
-                        for kind, causal in (("e2e_offline", False), ("e2e_causal", True)):
-                            dst = str(work / f"{stem}-{kind}.mp4")
-                            case[kind] = e2e(mag, src, dst, causal)
-                            if truth is not None:
-                                case[kind].update(
-                                    truth.gain(dst, skip=int(2 * FPS) if causal else 0)
-                                )
-                            os.remove(dst)
+                        row.update(run_baseline(method, clip["pulse"], dst, causal, 32))
+                        if truth is not None:
+                            row.update(truth.gain(dst, skip=int(2 * FPS) if causal else 0))
+                        os.remove(dst)
                     except Exception as e:
-                        case["error"] = f"{type(e).__name__}: {e}"
-                        case["traceback"] = traceback.format_exc()
-                        log(case["traceback"])
-                    case["load_average_after"] = load_average()
-                    res["cases"].append(case)
-    for name in args.sizes:
-        clip = res["clips"][name]
-        truth = None if args.no_gain else SkinTruth(clip)
-        for method in args.baselines:
-            for path, causal in (("offline", False), ("causal", True)):
-                log(f"baseline {method} {name} {path} ...")
+                        row["error"] = f"{type(e).__name__}: {e}"
+                    row["load_average_after"] = load_average()
+                    res["baselines"].append(row)
+            for peer in args.peers:
+                mod, why = peer_status(peer)
+                if mod is None:
+                    res["peers_not_run"][peer] = why
+                    continue
+                if peer != "vidmag":
+                    res["peers_not_run"][peer] = "imports, but this bench has no runner for it yet"
+                    continue
+                log(f"peer {peer} {name} ...")
                 row = {
-                    "method": f"rtmag.baselines {method}",
+                    "method": f"{peer} (PyPI)",
                     "size": name,
-                    "path": path,
+                    "path": "offline",
                     "load_average_before": load_average(),
                 }
-                dst = str(work / f"{method}-{name}-{path}.mp4")
+                dst = str(work / f"{peer}-{name}.mp4")
                 try:
-                    row.update(run_baseline(method, clip["pulse"], dst, causal, 32))
+                    row.update(run_vidmag(mod, clip["pulse"], dst, clip["frames"]["pulse"]))
                     if truth is not None:
-                        row.update(truth.gain(dst, skip=int(2 * FPS) if causal else 0))
+                        row.update(truth.gain(dst))
                     os.remove(dst)
                 except Exception as e:
                     row["error"] = f"{type(e).__name__}: {e}"
                 row["load_average_after"] = load_average()
                 res["baselines"].append(row)
-        for peer in args.peers:
-            mod, why = peer_status(peer)
-            if mod is None:
-                res["peers_not_run"][peer] = why
-                continue
-            if peer != "vidmag":
-                res["peers_not_run"][peer] = "imports, but this bench has no runner for it yet"
-                continue
-            log(f"peer {peer} {name} ...")
-            row = {
-                "method": f"{peer} (PyPI)",
-                "size": name,
-                "path": "offline",
-                "load_average_before": load_average(),
-            }
-            dst = str(work / f"{peer}-{name}.mp4")
-            try:
-                row.update(run_vidmag(mod, clip["pulse"], dst, clip["frames"]["pulse"]))
-                if truth is not None:
-                    row.update(truth.gain(dst))
-                os.remove(dst)
-            except Exception as e:
-                row["error"] = f"{type(e).__name__}: {e}"
-            row["load_average_after"] = load_average()
-            res["baselines"].append(row)
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     loads = [load0[0]] + [c["load_average_after"][0] for c in res["cases"] + res["baselines"]]
     res["machine"]["load_average_after"] = load_average()
     res["under_load"] = under_load(loads, threads)
