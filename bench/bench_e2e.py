@@ -100,8 +100,11 @@ PEER_INSTALL_NOTES = {
 STAGES = ("decode", "analyse", "ascent", "filter", "render", "encode")
 
 
+_T0 = time.perf_counter()
+
+
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    print(f"[{time.perf_counter() - _T0:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def parse_size(s: str) -> tuple[int, int]:
@@ -240,12 +243,15 @@ class SkinTruth:
         from rtmag.filters import design_bandpass, zero_phase
         from rtmag.metrics import pulse_gain
 
+        short = {"gain": None, "gain_any_phase": None, "gain_note": "clip too short"}
+        if len(self.skin) - skip < 2 * FPS:
+            return short
         if self._input is None:
             self._input = self.skin_means(self.src)
         m_out = self.skin_means(path)
         n = min(len(m_out), len(self._input))
         if n - skip < 2 * FPS:
-            return {"gain": None, "gain_any_phase": None, "gain_note": "clip too short"}
+            return short
         m_in, p = self._input[:n], self.pulse_term[:n]
         sos = design_bandpass(BAND[0], BAND[1], FPS)
 
@@ -700,6 +706,11 @@ def goals(res: dict) -> dict:
 # ---------------------------------------------------------------- main
 
 
+def save_partial(res: dict, path: Path) -> None:
+    """The results so far (``"complete": false``): a long run that is stopped keeps them."""
+    path.write_text(json.dumps({**res, "complete": False}, indent=1, default=str) + "\n")
+
+
 def versions() -> dict:
     out = {
         "python": platform.python_version(),
@@ -741,6 +752,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="pulse clip length")
     p.add_argument("--resp-seconds", type=float, default=3.0, help="respiration clip length")
     p.add_argument("--n-iter", type=int, default=20, help="N, the ascent's iterates")
+    p.add_argument(
+        "--matmul-seconds", type=float, default=1.0, help="time spent measuring the matmul rate"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--baselines", nargs="*", default=["evm", "vam"])
     p.add_argument("--peers", nargs="*", default=["vidmag", "pyeulervid"])
@@ -774,7 +788,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="rtmag-bench-out-"))
     load0 = load_average()
     threads = torch.get_num_threads()
-    rate = matmul_rate(torch.float32, "cpu")
+    rate = matmul_rate(torch.float32, "cpu", seconds=args.matmul_seconds)
     res = {
         "benchmark": "e2e",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -874,6 +888,7 @@ def main(argv=None) -> int:
                             log(case["traceback"])
                         case["load_average_after"] = load_average()
                         res["cases"].append(case)
+                        save_partial(res, out_json)
         for name in args.sizes:
             clip = res["clips"][name]
             truth = None if args.no_gain else SkinTruth(clip)
@@ -896,6 +911,7 @@ def main(argv=None) -> int:
                         row["error"] = f"{type(e).__name__}: {e}"
                     row["load_average_after"] = load_average()
                     res["baselines"].append(row)
+                    save_partial(res, out_json)
             for peer in args.peers:
                 mod, why = peer_status(peer)
                 if mod is None:
@@ -921,6 +937,7 @@ def main(argv=None) -> int:
                     row["error"] = f"{type(e).__name__}: {e}"
                 row["load_average_after"] = load_average()
                 res["baselines"].append(row)
+                save_partial(res, out_json)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     loads = [load0[0]] + [c["load_average_after"][0] for c in res["cases"] + res["baselines"]]
@@ -930,6 +947,7 @@ def main(argv=None) -> int:
     md_path, png_path = out_json.with_suffix(".md"), out_json.with_suffix(".png")
     why = plot(res, png_path)
     res["plot"] = why or str(png_path)
+    res["complete"] = True
     out_json.write_text(json.dumps(res, indent=1, default=str) + "\n")
     table = markdown(res)
     md_path.write_text(table)

@@ -33,6 +33,7 @@ def test_bench_e2e_tiny(tmp_path):
         "--seconds", "2",
         "--resp-seconds", "1",
         "--n-iter", "2",
+        "--matmul-seconds", "0.2",
         "--baselines", "evm",
         "--peers", "no_such_peer_package",
         "--cache", str(tmp_path / "clips"),
@@ -42,6 +43,7 @@ def test_bench_e2e_tiny(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
+    assert res["complete"] is True
     for key in ("date", "git_revision", "machine", "versions", "cases", "baselines", "goals"):
         assert key in res, key
     assert res["machine"]["cpu"] and len(res["machine"]["load_average_before"]) == 3
