@@ -40,3 +40,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (``os.getloadavg``); NaNs where unknown."""
+    import os
+
+    try:
+        return [float(v) for v in os.getloadavg()]
+    except OSError:
+        return [float("nan")] * 3
+
+
+def under_load(loads, threads: int) -> bool:
+    """Whether a 1-minute load in ``loads`` left fewer than ``threads`` cores free:
+    numbers taken then include waiting for a core (same rule as bench_engines)."""
+    import os
+
+    cores = os.cpu_count() or 1
+    return any(v > 0.5 + cores - threads for v in loads if v == v)
