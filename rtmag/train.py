@@ -218,17 +218,11 @@ def clip_examples(cfg, crops: int):
     return out
 
 
-def luma(frames: np.ndarray) -> torch.Tensor:
-    """Grey frames ``(T, 1, H, W)`` float32 (Rec. 601 luma, 0-255) of RGB ``(T, H, W, 3)``."""
-    f = np.asarray(frames, dtype=np.float32)
-    y = f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
-    return torch.from_numpy(np.ascontiguousarray(y))[:, None]
-
-
 def respiration_examples(cfg):
     """Render one breathing clip and return its one view ``[(x, y)]``: ``x``
     ``(T-1, 4, 123, 123)`` float16 phase differences (Eq. 19), ``y`` ``(T-1,)``
     float32 normalised chest-displacement derivative."""
+    from rtmag.motion import luma
     from rtmag.representations.phase import phase_representation
     from rtmag.synth import render
 

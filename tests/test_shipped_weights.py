@@ -70,10 +70,11 @@ def test_heart_rate_of_the_real_face_clip(shipped, shared_clip):
 def test_shipped_breathing_network_reads_a_held_out_clip_under_head_motion():
     """BreathNet loads (weights only), is calibrated, and its reading of a held-out
     task-C clip (30 deg/s head sweep) follows the true breathing derivative."""
+    from rtmag.motion import luma
     from rtmag.quality import QUALITY_SEED_BASE
     from rtmag.representations.phase import phase_representation
     from rtmag.synth import SynthConfig, render
-    from rtmag.train import bandpassed_correlation, luma
+    from rtmag.train import bandpassed_correlation
     from rtmag.vitals import estimate_rate
 
     path = default_weights_path("respiration")
