@@ -186,7 +186,9 @@ def main(argv=None) -> int:
             "warmup": args.warmup,
         },
         "results": results,
-        "not_run": {"respiration": "respiration: see bench/bench_e2e.py (its cost is the decimated ascent, not the live threads)"},
+        "not_run": {
+            "respiration": "respiration: see bench/bench_e2e.py (its cost is the decimated ascent, not the live threads)"
+        },
     }
     out = Path(args.out or f"bench/results/live-{dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
