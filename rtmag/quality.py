@@ -138,35 +138,39 @@ def quality_clips(per_task: int, seconds: float, size, fps: float = 30.0, tasks=
     return clips
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Per-task means of the measures and the share of heart rates within 3 bpm."""
+def _per_task(rows: list[dict], keys, rate: str, tolerance: float, share: str) -> dict:
+    """Per-task means of ``keys``, the least gain, and the share of clips whose
+    ``{rate}_read`` is within ``tolerance`` of ``{rate}_true`` (a missing reading
+    counts as a miss), under the name ``share``."""
     out = {}
     for task in sorted({r["task"] for r in rows}):
         rs = [r for r in rows if r["task"] == task]
-        hr_err = [
-            abs(r["heart_rate_read"] - r["heart_rate_true"])
-            if r["heart_rate_read"]
-            else float("inf")
+        err = [
+            abs(r[f"{rate}_read"] - r[f"{rate}_true"]) if r[f"{rate}_read"] else float("inf")
             for r in rs
         ]
+        task_keys = [k for k in keys if all(k in r for r in rs)]
         out[task] = {
             "clips": len(rs),
-            **{
-                k: float(np.mean([r[k] for r in rs]))
-                for k in (
-                    "psnr_ideal",
-                    "psnr_input",
-                    "psnr_input_vs_ideal",
-                    "gain",
-                    "offskin_db",
-                    "out_of_band_db",
-                    "corr",
-                )
-            },
+            **{k: float(np.mean([r[k] for r in rs])) for k in task_keys},
             "gain_min": float(np.min([r["gain"] for r in rs])),
-            "hr_within_3bpm": float(np.mean([e <= 3 for e in hr_err])),
+            share: float(np.mean([e <= tolerance for e in err])),
         }
     return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per-task means of the measures and the share of heart rates within 3 bpm."""
+    keys = (
+        "psnr_ideal",
+        "psnr_input",
+        "psnr_input_vs_ideal",
+        "gain",
+        "offskin_db",
+        "out_of_band_db",
+        "corr",
+    )
+    return _per_task(rows, keys, "heart_rate", 3.0, "hr_within_3bpm")
 
 
 def markdown(summary: dict) -> str:
@@ -315,25 +319,11 @@ def respiration_clips(per_task: int, seconds: float, size, fps: float = 30.0, ta
 
 
 def summarise_respiration(rows: list[dict]) -> dict:
-    """Per-task means, and the share of breathing rates within 2 per minute."""
-    out = {}
-    for task in sorted({r["task"] for r in rows}):
-        rs = [r for r in rows if r["task"] == task]
-        err = [
-            abs(r["breathing_rate_read"] - r["breathing_rate_true"])
-            if r["breathing_rate_read"]
-            else float("inf")
-            for r in rs
-        ]
-        keys = ("psnr_ideal", "psnr_input", "psnr_input_vs_ideal", "psnr_head", "gain", "corr")
-        keys += ("psnr_head_ideal",) if all("psnr_head_ideal" in r for r in rs) else ()
-        out[task] = {
-            "clips": len(rs),
-            **{k: float(np.mean([r[k] for r in rs])) for k in keys},
-            "gain_min": float(np.min([r["gain"] for r in rs])),
-            "br_within_2": float(np.mean([e <= 2 for e in err])),
-        }
-    return out
+    """Per-task means, and the share of breathing rates within 2 per minute
+    (``psnr_head_ideal`` where every row of the task has it)."""
+    keys = ("psnr_ideal", "psnr_input", "psnr_input_vs_ideal", "psnr_head", "gain", "corr")
+    keys += ("psnr_head_ideal",)
+    return _per_task(rows, keys, "breathing_rate", 2.0, "br_within_2")
 
 
 def markdown_respiration(summary: dict) -> str:
