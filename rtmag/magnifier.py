@@ -412,6 +412,9 @@ class ColourPath:
     def group_delay_s(self) -> float:
         return float(self.integrator.group_delay_s())
 
+    def check_size(self, frame_hw: tuple[int, int]) -> None:
+        """Any frame size works here (area downsampling to 36x36)."""
+
     def reset(self) -> None:
         self.analyser.reset()
         self.integrator.reset()
@@ -629,7 +632,7 @@ class Magnifier:
                     "drop repeated frames or call reset() for a new stream"
                 )
             prev = t
-        if self._shape is None and self.config.mode == "respiration":
+        if self._shape is None:
             self.path.check_size(shape)
         self._shape = shape
         out: list[MagnifiedFrame] = []
