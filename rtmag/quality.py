@@ -101,7 +101,7 @@ def calibrate(
     measure = measure_respiration_clip if mcfg.mode == "respiration" else measure_clip
     c = float((meta.get("calibration") or {}).get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
     for r in range(rounds):
-        meta = {**meta, "calibration": {"gamma_per_gain": c}}
+        meta = {**meta, "calibration": {"gamma_per_gain": c, "step_scale": mcfg.step_scale}}
         gains = [measure(s, mcfg, net, meta)["gain"] for s in clips]
         g = float(np.median(gains))
         log(

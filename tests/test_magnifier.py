@@ -57,7 +57,9 @@ def test_output_changes_and_is_finite(pulse_net):
 @pytest.mark.parametrize("gamma", [2e-3, None])
 def test_batching_does_not_change_the_output(pulse_net, gamma):
     frames = clip(t=50)
-    cfg = MagnifierConfig(gamma=gamma, magnification=20.0)
+    # magnification 11: with this random network the attention step changes the
+    # frames by up to ~40 grey levels (as the median step did at 20)
+    cfg = MagnifierConfig(gamma=gamma, magnification=11.0)
     one = run(Magnifier(cfg, net=pulse_net), frames, 1)
     many = run(Magnifier(cfg, net=pulse_net), frames, 16)
     for a, b in zip(one, many):
@@ -192,3 +194,53 @@ def test_step_is_not_zero_when_a_codec_copies_still_blocks(pulse_net):
     gammas = np.array([o.gamma for o in outs[1:]])
     assert (gammas[np.abs(np.diff(wave)) > 0] > 0).all()
     assert any(np.abs(o.image.astype(int) - o.original).max() > 0 for o in outs)
+
+
+def test_attention_scale_is_the_weighted_rms_where_x_changed():
+    """The pulse's step scale: RMS of |X_1| weighted by |G_1| over non-zero elements,
+    against a float64 computation; where the gradient is 0 the size of X is ignored
+    (a moving background does not change the step), exact zeros are left out."""
+    import torch
+
+    from rtmag.magnifier import _attention_rms
+
+    rng = np.random.default_rng(3)
+    a = np.abs(rng.normal(size=(3, 50)))
+    g = np.abs(rng.normal(size=(3, 50)))
+    a[1, :20] = 0.0  # a codec copied these blocks
+    g[2] = 0.0  # no gradient at all
+    got = _attention_rms(torch.from_numpy(a).float(), torch.from_numpy(g).float())
+    for i in range(2):
+        nz = a[i] != 0
+        want = np.sqrt((g[i] * a[i] ** 2).sum() / g[i][nz].sum())
+        assert got[i] == pytest.approx(want, rel=1e-6)
+    assert got[2] == 0.0
+    # the size of X where the network does not look does not count...
+    g2 = g[:1].copy()
+    g2[0, 25:] = 0.0
+    a2 = a[:1].copy()
+    base = _attention_rms(torch.from_numpy(a2), torch.from_numpy(g2))
+    a2[0, 25:] *= 100.0
+    assert _attention_rms(torch.from_numpy(a2), torch.from_numpy(g2)) == pytest.approx(base)
+    # ...and where it looks, the scale follows X
+    a2[0, :25] *= 3.0
+    assert _attention_rms(torch.from_numpy(a2), torch.from_numpy(g2)) == pytest.approx(3 * base)
+
+
+def test_step_scale_setting_and_calibration_mismatch(pulse_net):
+    from rtmag.magnifier import Magnifier, MagnifierConfig
+
+    assert MagnifierConfig().step_scale == "attention"
+    assert MagnifierConfig(mode="respiration").step_scale == "median"
+    with pytest.raises(UserError, match="step_scale"):
+        MagnifierConfig(step_scale="mean")
+    # a file calibrated with the old rule (no step_scale recorded) warns under the new one
+    with pytest.warns(UserWarning, match="recalibrate"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta={"calibration": {"gamma_per_gain": 0.3}})
+    meta = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention"}}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=meta)
+        Magnifier(MagnifierConfig(step_scale="median"), net=pulse_net, meta={})

@@ -59,6 +59,7 @@ def run(args) -> int:
             **meta,
             "calibration": {
                 "gamma_per_gain": c,
+                "step_scale": MagnifierConfig().step_scale,
                 "clips": "task A, 4 seeds, 320x240",
                 "magnification": 11.0,
             },
@@ -117,6 +118,7 @@ def _run_respiration(args) -> int:
             **meta,
             "calibration": {
                 "gamma_per_gain": c,
+                "step_scale": mcfg.step_scale,
                 "clips": f"task A, 1 seed, {size[0]}x{size[1]}, {seconds:g} s",
                 "magnification": magnification,
             },
