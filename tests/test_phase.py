@@ -349,3 +349,37 @@ def test_amplitude_weighting_silences_flat_regions():
     q = apply_phase_offsets(pyr, o[:, :4], r0, amplitude_sigma=1.0, clip=False)
     flat_change = wrapped_phase_difference(pyr.bands[r0], q.bands[r0])[..., 72:108].abs()
     assert float(flat_change.max()) < 0.05
+
+
+# ---------------------------------------------------------------------------- fast path
+
+
+def _offsets(b, k, scale, seed):
+    """Smooth random offsets ``(b, k, 123, 123)`` reaching about ``scale`` radians."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(b, k, 9, 9, generator=g, dtype=torch.float64)
+    o = torch.nn.functional.interpolate(coarse, size=(123, 123), mode="bilinear")
+    return (scale * o / o.abs().amax()).float()
+
+
+@pytest.mark.parametrize("mode", ["gate", "clamp"])
+def test_scale_offsets_equals_its_definition(mode):
+    """``scale_offsets`` skips the clipping where no value can reach the bound and clips
+    in place otherwise: the values are those of ``clip_offsets(resample(o) * f)``."""
+    shapes = [band_shape((120, 160), r) for r in range(4)]
+    for peak in (0.5, 1.0, 3.0, 12.0):  # 0.5: nothing clipped; 12: clipped at r0 too
+        o = _offsets(2, 4, peak, seed=7)[..., :30, :40].contiguous()
+        o[0, 0, 3, 4] = -peak  # a negative extreme
+        for r, got in enumerate(scale_offsets(o, shapes, 2, mode=mode)):
+            f = 0.5 ** (r - 2)
+            resampled = torch.nn.functional.interpolate(
+                o, size=shapes[r], mode="bilinear", align_corners=False, antialias=r > 2
+            )
+            want = clip_offsets(resampled * f, 2 * math.pi * min(1.0, f), mode)
+            assert torch.equal(got, want), (peak, r)
+    # a non-finite offset takes the reference path: a gated NaN becomes 0
+    o[0, 0, 0, 0] = float("nan")
+    fine = scale_offsets(o, shapes, 2, mode="gate")[0]
+    assert not fine.isnan().any()
+    with pytest.raises(ValueError, match="bound must be"):
+        scale_offsets(o, shapes, 2, bound=0.0)

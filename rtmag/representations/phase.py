@@ -420,14 +420,39 @@ def scale_offsets(
             f"offsets_r0 of {tuple(offsets_r0.shape[-2:])} do not match band {r0} "
             f"{tuple(band_shapes[r0])}; map them with to_band() first"
         )
+    peak = math.inf
+    if clip:
+        _check_choice("mode", mode, CLIP_MODES)
+        if not bound > 0:
+            raise ValueError(f"bound must be > 0, got {bound}")
+        if offsets_r0.numel():
+            peak = float(offsets_r0.abs().amax())
     out = []
     for r, hw in enumerate(band_shapes):
         factor = 0.5 ** (r - r0)
-        o = _resize(offsets_r0, tuple(hw)) * factor
+        o = _resize(offsets_r0, tuple(hw))
+        o = o * factor if o is offsets_r0 else o.mul_(factor)  # a new tensor either way
         if clip:
-            o = clip_offsets(o, bound * min(1.0, factor), mode)
+            limit = bound * min(1.0, factor)
+            # The resampling takes convex combinations (weights >= 0 summing to 1), so
+            # |o| <= peak * factor up to rounding: below the limit clipping changes nothing.
+            if not peak * factor * (1.0 + 1e-5) < limit:
+                o = _clip_own(o, limit, mode, finite=math.isfinite(peak))
         out.append(o)
     return out
+
+
+def _clip_own(o: Tensor, bound: float, mode: str, finite: bool) -> Tensor:
+    """:func:`clip_offsets` of a tensor the caller owns, in place where that is faster.
+
+    Same values; a gated negative offset may become ``-0.0`` rather than ``0.0``.
+    Non-finite offsets take :func:`clip_offsets` itself (a gated NaN becomes 0).
+    """
+    if mode == "clamp":
+        return o.clamp_(-bound, bound)
+    if not finite:
+        return clip_offsets(o, bound, mode)
+    return o.mul_(o.abs().lt_(bound))
 
 
 def apply_phase_offsets(
@@ -457,27 +482,63 @@ def apply_phase_offsets(
     Returns:
         A new :class:`Pyramid`; residuals shared with ``pyr``.
     """
-    if not 0 <= r0 < pyr.num_scales:
-        raise ValueError(f"r0 must be in 0..{pyr.num_scales - 1} for this pyramid, got {r0}")
-    if offsets_r0.ndim != 4:
-        raise ValueError(f"offsets_r0 must be (B, 4 or 4*C, h, w), got {tuple(offsets_r0.shape)}")
-    b, k = int(offsets_r0.shape[0]), int(offsets_r0.shape[1])
+    k = _check_offsets(offsets_r0, r0, pyr.num_scales, pyr.batch, pyr.channels, "pyramid")
     c = pyr.channels
-    if b != pyr.batch or k not in (ORIENTATIONS, ORIENTATIONS * c):
-        raise ValueError(
-            f"offsets_r0 of shape {tuple(offsets_r0.shape)} do not fit a pyramid of "
-            f"batch {pyr.batch} and {c} channel(s): need ({pyr.batch}, 4 or {4 * c}, h, w)"
-        )
-    real = pyr.highpass.dtype
-    o = to_band(offsets_r0.to(real), tuple(pyr.bands[r0].shape[-2:]), fit)
-    if amplitude_sigma is not None:
-        amp = _per_orientation_amplitude(pyr.bands[r0], k)
-        o = amplitude_weight(o, amp, amplitude_sigma, amplitude_floor)
     shapes = [tuple(band.shape[-2:]) for band in pyr.bands]
-    per_scale = scale_offsets(o, shapes, r0, clip, bound, mode)
+    per_scale = _offsets_per_scale(
+        offsets_r0.to(pyr.highpass.dtype),
+        pyr.bands[r0],
+        shapes,
+        r0,
+        clip,
+        bound,
+        mode,
+        amplitude_sigma,
+        amplitude_floor,
+        fit,
+    )
     bands = []
     for band, o_r in zip(pyr.bands, per_scale):
         if k != band.shape[1]:
             o_r = o_r.repeat(1, c, 1, 1)  # channel 4*c + k: same offset per colour
         bands.append(band * torch.complex(torch.cos(o_r), torch.sin(o_r)))
     return pyr.with_bands(bands)
+
+
+def _check_offsets(
+    offsets_r0: Tensor, r0: int, num_scales: int, batch: int, channels: int, what: str
+) -> int:
+    """Check ``offsets_r0`` ``(B, 4 or 4*C, h, w)`` and ``r0``; return the channel count."""
+    if not 0 <= r0 < num_scales:
+        raise ValueError(f"r0 must be in 0..{num_scales - 1} for this {what}, got {r0}")
+    if offsets_r0.ndim != 4:
+        raise ValueError(f"offsets_r0 must be (B, 4 or 4*C, h, w), got {tuple(offsets_r0.shape)}")
+    b, k = int(offsets_r0.shape[0]), int(offsets_r0.shape[1])
+    if b != batch or k not in (ORIENTATIONS, ORIENTATIONS * channels):
+        raise ValueError(
+            f"offsets_r0 of shape {tuple(offsets_r0.shape)} do not fit a {what} of "
+            f"batch {batch} and {channels} channel(s): need ({batch}, 4 or {4 * channels}, h, w)"
+        )
+    return k
+
+
+def _offsets_per_scale(
+    offsets_r0: Tensor,
+    band_r0: Tensor,
+    shapes: list[tuple[int, int]],
+    r0: int,
+    clip: bool,
+    bound: float,
+    mode: str,
+    amplitude_sigma: float | None,
+    amplitude_floor: float,
+    fit: str,
+) -> list[Tensor]:
+    """The offset of every scale (Eq. 22), ``(B, K, h_r, w_r)``, from offsets at ``r0``
+    (already of the bands' float dtype) and the band at ``r0`` (for the amplitude)."""
+    k = int(offsets_r0.shape[1])
+    o = to_band(offsets_r0, tuple(band_r0.shape[-2:]), fit)
+    if amplitude_sigma is not None:
+        amp = _per_orientation_amplitude(band_r0, k)
+        o = amplitude_weight(o, amp, amplitude_sigma, amplitude_floor)
+    return scale_offsets(o, shapes, r0, clip, bound, mode)
