@@ -1,7 +1,7 @@
 """Benchmark of the complex steerable pyramid and the phase representation (640x480 grey).
 
 Rules: one grey frame ``(1, 1, 480, 640)`` of random values (the cost does not depend
-on the content), float32 unless stated, torch threads as given (default 1). Each case
+on the content; the phase offsets are zero or given, as the case says), float32 unless stated, torch threads as given (default 1). Each case
 runs ``warmup`` times untimed, then ``repeats`` times, each timed by wall clock and by
 process CPU time; the median and p95 of the wall times and the median CPU time are
 reported in milliseconds per frame. On a shared machine the CPU time is the steadier
@@ -33,6 +33,7 @@ from rtmag.representations.phase import (
     apply_phase_offsets,
     choose_r0,
     phase_difference,
+    render_change,
 )
 from rtmag.representations.pyramid import build, build_scale, reconstruct
 
@@ -64,6 +65,10 @@ def cases(dtype: torch.dtype) -> dict:
     pyr = build(x0, 4)
     b0 = build_scale(x0, r0)
     offsets = torch.zeros(1, 4, 123, 123, dtype=dtype)
+    # smooth offsets of up to 3 rad at r0: 12 at the finest scale, where the gate acts
+    coarse = torch.randn(1, 4, 8, 8, generator=g, dtype=dtype)
+    moving = torch.nn.functional.interpolate(coarse, size=(123, 123), mode="bilinear")
+    moving = 3.0 * moving / moving.abs().amax()
     return {
         "build 4 scales": lambda: build(x0, 4),
         "reconstruct 4 scales": lambda: reconstruct(pyr),
@@ -74,6 +79,12 @@ def cases(dtype: torch.dtype) -> dict:
         ),
         "inverse per frame (build 4 + apply_phase_offsets + reconstruct)": (
             lambda: reconstruct(apply_phase_offsets(build(x0, 4), offsets, r0))
+        ),
+        "inverse per frame, offsets up to 3 rad (the same)": (
+            lambda: reconstruct(apply_phase_offsets(build(x0, 4), moving, r0))
+        ),
+        "change per frame, offsets up to 3 rad (render_change, what MotionPath.render runs)": (
+            lambda: render_change(x0, moving, r0, 4)
         ),
     }
 

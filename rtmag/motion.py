@@ -23,7 +23,9 @@ Paper section 3.3, as a stream (DESIGN.md "What streaming changes", item 5):
    with the offset amplitude-weighted, resampled to the scale, scaled by
    0.5^(r - r0) and gated at 2 pi (Eq. 22, :func:`~rtmag.representations.phase.apply_phase_offsets`);
    the change of luma it makes is added to R, G and B alike (colour edges keep their
-   chroma: cheaper than three pyramids, and breathing motion is seen in luma).
+   chroma: cheaper than three pyramids, and breathing motion is seen in luma). The
+   change is computed directly, frame by frame
+   (:func:`~rtmag.representations.phase.render_change`), not by rebuilding the frame.
 """
 
 from __future__ import annotations
@@ -254,8 +256,7 @@ class MotionPath:
     def render(self, frames: np.ndarray, offsets: np.ndarray, boxes=None) -> np.ndarray:
         """Frames ``(B, H, W, 3)`` uint8 with the phase offsets ``(B, 4, s, s)`` applied
         to their luma's pyramid (Eq. 22); the luma change is added to R, G and B."""
-        from rtmag.representations.phase import apply_phase_offsets
-        from rtmag.representations.pyramid import build, reconstruct
+        from rtmag.representations.phase import render_change
 
         frames = np.asarray(frames)
         offsets = torch.as_tensor(np.asarray(offsets, np.float32))
@@ -264,17 +265,16 @@ class MotionPath:
         if not bool(offsets.abs().amax() > 0):
             return frames.copy()
         out = np.empty_like(frames)
-        step = 8  # frames per pyramid batch: bounds memory at 1280x720
         with torch.no_grad():
-            for i in range(0, len(frames), step):
-                y = luma(frames[i : i + step])
-                pyr = build(y, self.num_scales)
-                mod = apply_phase_offsets(
-                    pyr, offsets[i : i + step], self.geometry.r0, fit=self.geometry.fit
+            # one frame at a time: the working tensors stay small and are reused
+            for i in range(len(frames)):
+                y = luma(frames[i : i + 1])
+                # reconstruct(apply_phase_offsets(build(y), ...)) - y, computed directly
+                dy = render_change(
+                    y, offsets[i : i + 1], self.geometry.r0, self.num_scales, fit=self.geometry.fit
                 )
-                dy = (reconstruct(mod) - y)[:, 0].numpy()
-                res = frames[i : i + step].astype(np.float32) + dy[..., None]
-                out[i : i + step] = np.clip(np.rint(res), 0, 255).astype(np.uint8)
+                res = torch.from_numpy(frames[i].astype(np.float32)).add_(dy[0, 0, :, :, None])
+                out[i] = res.round_().clamp_(0, 255).to(torch.uint8).numpy()
         return out
 
 

@@ -6,6 +6,7 @@ FFT phase ramp (the pyramid's boundaries are circular, so the shift is exact too
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -21,6 +22,7 @@ from rtmag.representations.phase import (
     clip_offsets,
     phase_difference,
     phase_representation,
+    render_change,
     representation_size,
     scale_offsets,
     to_band,
@@ -349,3 +351,91 @@ def test_amplitude_weighting_silences_flat_regions():
     q = apply_phase_offsets(pyr, o[:, :4], r0, amplitude_sigma=1.0, clip=False)
     flat_change = wrapped_phase_difference(pyr.bands[r0], q.bands[r0])[..., 72:108].abs()
     assert float(flat_change.max()) < 0.05
+
+
+# ---------------------------------------------------------------------------- fast path
+
+
+def _offsets(b, k, scale, seed):
+    """Smooth random offsets ``(b, k, 123, 123)`` reaching about ``scale`` radians."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(b, k, 9, 9, generator=g, dtype=torch.float64)
+    o = torch.nn.functional.interpolate(coarse, size=(123, 123), mode="bilinear")
+    return (scale * o / o.abs().amax()).float()
+
+
+# At 4x the r0 offset the finest scale passes the 2 pi bound (gated or clamped there).
+@pytest.mark.parametrize("mode", ["gate", "clamp"])
+@pytest.mark.parametrize("sigma", [None, 1.0])
+@pytest.mark.parametrize("fit", ["resize", "crop"])
+def test_render_change_equals_reference(mode, sigma, fit):
+    """``render_change`` = ``reconstruct(apply_phase_offsets(build(y))) - y``: max
+    abs difference <= 1e-3 on 0-255 luma in float32 (both are within ~2e-4 of the
+    float64 result), 1e-9 in float64; odd frame sizes, colour broadcast or per colour."""
+    cases = [((97, 130), 1, 4, 1, 4), ((97, 130), 3, 4, 1, 3), ((96, 131), 3, 12, 0, 3)]
+    for (h, w), c, k, r0, scales in cases:
+        g = torch.Generator().manual_seed(h + c)
+        y = 255 * torch.rand(2, c, h, w, generator=g, dtype=torch.float64)
+        o = _offsets(2, k, 3.0, seed=c).double()
+        kw = dict(mode=mode, amplitude_sigma=sigma, fit=fit)
+        for dtype, tol in ((torch.float32, 1e-3), (torch.float64, 1e-9)):
+            yd, od = y.to(dtype), o.to(dtype)
+            want = reconstruct(apply_phase_offsets(build(yd, scales), od, r0, **kw)) - yd
+            got = render_change(yd, od, r0, scales, **kw)
+            assert got.dtype == dtype and got.shape == yd.shape
+            assert float(want.abs().max()) > 1.0  # the offsets do change the frames
+            err = float((got - want).abs().max())
+            assert err <= tol, ((h, w), c, k, dtype, err)
+
+
+def test_render_change_zero_offsets_and_mixed_batch():
+    y = 255 * torch.rand(3, 1, 97, 130)
+    zero = render_change(y, torch.zeros(3, 4, 123, 123), 1, 3)
+    assert torch.equal(y + zero, y) and not zero.any()  # output = input exactly
+    o = _offsets(3, 4, 1.0, seed=5)
+    o[1] = 0.0  # a frame without offset in a batch of moving ones
+    got = render_change(y, o, 1, 3)
+    assert not got[1].any() and got[0].abs().max() > 0.1
+    want = reconstruct(apply_phase_offsets(build(y, 3), o, 1)) - y
+    assert float((got - want).abs().max()) <= 1e-3
+    # no clipping at all, and the checks of apply_phase_offsets
+    want = reconstruct(apply_phase_offsets(build(y, 3), 4 * o, 1, clip=False)) - y
+    assert float((render_change(y, 4 * o, 1, 3, clip=False) - want).abs().max()) <= 1e-3
+    with pytest.raises(ValueError, match="do not fit"):
+        render_change(y, torch.zeros(3, 5, 123, 123), 1, 3)
+    with pytest.raises(ValueError, match="r0 must be"):
+        render_change(y, o, 3, 3)
+    with pytest.raises(ValueError, match="mode must be"):
+        render_change(y, o, 1, 3, mode="wrap")
+
+
+def test_render_change_defaults_follow_apply_phase_offsets():
+    """The fast path and the reference must not drift apart when a default changes."""
+    fast = inspect.signature(render_change).parameters
+    ref = inspect.signature(apply_phase_offsets).parameters
+    for name in ("clip", "bound", "mode", "amplitude_sigma", "amplitude_floor", "fit"):
+        assert fast[name].default == ref[name].default, name
+    assert fast["num_scales"].default == inspect.signature(build).parameters["num_scales"].default
+
+
+@pytest.mark.parametrize("mode", ["gate", "clamp"])
+def test_scale_offsets_equals_its_definition(mode):
+    """``scale_offsets`` skips the clipping where no value can reach the bound and clips
+    in place otherwise: the values are those of ``clip_offsets(resample(o) * f)``."""
+    shapes = [band_shape((120, 160), r) for r in range(4)]
+    for peak in (0.5, 1.0, 3.0, 12.0):  # 0.5: nothing clipped; 12: clipped at r0 too
+        o = _offsets(2, 4, peak, seed=7)[..., :30, :40].contiguous()
+        o[0, 0, 3, 4] = -peak  # a negative extreme
+        for r, got in enumerate(scale_offsets(o, shapes, 2, mode=mode)):
+            f = 0.5 ** (r - 2)
+            resampled = torch.nn.functional.interpolate(
+                o, size=shapes[r], mode="bilinear", align_corners=False, antialias=r > 2
+            )
+            want = clip_offsets(resampled * f, 2 * math.pi * min(1.0, f), mode)
+            assert torch.equal(got, want), (peak, r)
+    # a non-finite offset takes the reference path: a gated NaN becomes 0
+    o[0, 0, 0, 0] = float("nan")
+    fine = scale_offsets(o, shapes, 2, mode="gate")[0]
+    assert not fine.isnan().any()
+    with pytest.raises(ValueError, match="bound must be"):
+        scale_offsets(o, shapes, 2, bound=0.0)
