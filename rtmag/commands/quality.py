@@ -109,9 +109,11 @@ def _run_respiration(args) -> int:
     engine = "adjoint" if args.engine == "auto" else args.engine
     mcfg = MagnifierConfig(mode="respiration", magnification=magnification, engine=engine)
     if args.calibrate:
+        # three breaths of different sizes: the gain depends on the breath's size
+        cal_seconds = min(seconds, 20.0)
         cal = [
             dataclasses.replace(c, seed=c.seed + 100)
-            for c in respiration_clips(1, seconds, size, tasks="A")
+            for c in respiration_clips(3, cal_seconds, size, tasks="A")
         ]
         c = calibrate(net, meta, cal, magnification=magnification, mcfg=mcfg)
         meta = {
@@ -119,7 +121,7 @@ def _run_respiration(args) -> int:
             "calibration": {
                 "gamma_per_gain": c,
                 "step_scale": mcfg.step_scale,
-                "clips": f"task A, 1 seed, {size[0]}x{size[1]}, {seconds:g} s",
+                "clips": f"task A, 3 seeds, {size[0]}x{size[1]}, {cal_seconds:g} s",
                 "magnification": magnification,
             },
         }
