@@ -196,35 +196,35 @@ def test_step_is_not_zero_when_a_codec_copies_still_blocks(pulse_net):
     assert any(np.abs(o.image.astype(int) - o.original).max() > 0 for o in outs)
 
 
-def test_attention_scale_is_the_weighted_rms_where_x_changed():
-    """The pulse's step scale: RMS of |X_1| weighted by |G_1| over non-zero elements,
+def test_attention_scale_is_the_weighted_mean_where_x_changed():
+    """The pulse's step scale: mean of |X_1| weighted by |G_1| over non-zero elements,
     against a float64 computation; where the gradient is 0 the size of X is ignored
     (a moving background does not change the step), exact zeros are left out."""
     import torch
 
-    from rtmag.magnifier import _attention_rms
+    from rtmag.magnifier import _attention_mean
 
     rng = np.random.default_rng(3)
     a = np.abs(rng.normal(size=(3, 50)))
     g = np.abs(rng.normal(size=(3, 50)))
     a[1, :20] = 0.0  # a codec copied these blocks
     g[2] = 0.0  # no gradient at all
-    got = _attention_rms(torch.from_numpy(a).float(), torch.from_numpy(g).float())
+    got = _attention_mean(torch.from_numpy(a).float(), torch.from_numpy(g).float())
     for i in range(2):
         nz = a[i] != 0
-        want = np.sqrt((g[i] * a[i] ** 2).sum() / g[i][nz].sum())
+        want = (g[i] * a[i]).sum() / g[i][nz].sum()
         assert got[i] == pytest.approx(want, rel=1e-6)
     assert got[2] == 0.0
     # the size of X where the network does not look does not count...
     g2 = g[:1].copy()
     g2[0, 25:] = 0.0
     a2 = a[:1].copy()
-    base = _attention_rms(torch.from_numpy(a2), torch.from_numpy(g2))
+    base = _attention_mean(torch.from_numpy(a2), torch.from_numpy(g2))
     a2[0, 25:] *= 100.0
-    assert _attention_rms(torch.from_numpy(a2), torch.from_numpy(g2)) == pytest.approx(base)
+    assert _attention_mean(torch.from_numpy(a2), torch.from_numpy(g2)) == pytest.approx(base)
     # ...and where it looks, the scale follows X
     a2[0, :25] *= 3.0
-    assert _attention_rms(torch.from_numpy(a2), torch.from_numpy(g2)) == pytest.approx(3 * base)
+    assert _attention_mean(torch.from_numpy(a2), torch.from_numpy(g2)) == pytest.approx(3 * base)
 
 
 def test_step_scale_setting_and_calibration_mismatch(pulse_net):
