@@ -238,3 +238,15 @@ def test_render_equals_the_pyramid_reference():
     view = bgr[..., ::-1]
     view.flags.writeable = False
     np.testing.assert_array_equal(path.render(view, offsets.numpy()), got)
+
+
+def test_pyramid_uses_every_scale_the_frame_allows():
+    """Large magnified breaths need the coarse bands (README, respiration): the render
+    pyramid is as deep as the frame allows, not capped at the default 4 scales."""
+    from rtmag.representations.pyramid import max_scales
+
+    path = _mag(4).path
+    for hw in [(128, 128), (240, 320), (480, 640), (720, 1280)]:
+        path.check_size(hw)
+        assert path.num_scales == max(path.geometry.r0 + 1, max_scales(hw))
+    assert path.num_scales == 7  # 720 rows: wavelengths 4 to 256 pixels
