@@ -359,17 +359,21 @@ def match_strengths(
     """Strength of each method that gives gain ``target`` on the task-A ``clips``.
 
     Returns ``{method: {"strength": s, "gains": [...], "history": [(s, median gain)]}}``
-    where ``gains`` are the task-A gains at the returned ``s`` when ``rounds`` ran out
-    (the last round is a measurement at the final ``s``).
+    where ``s`` is the strength tried whose median gain came nearest ``target`` and
+    ``gains`` the task-A gains measured at it. The nearest, not the last: a method
+    whose gain saturates or falls as its strength grows (a phase-based magnifier
+    of motions larger than its bands carry) would otherwise be matched where the
+    secant step overshot, at its worst.
     """
     out = {}
     for name, run in runners.items():
         s = run.initial_strength(target)
-        hist = []
+        hist, tried = [], []
         for r in range(rounds + 1):
             gains = [spec.gain(c, *run.pair(c, s), spec.band) for c in clips]
             g = float(np.median(gains))
             hist.append((s, g))
+            tried.append((s, gains, g))
             log(f"match {name}: strength {s:.4g} -> task-A gain {g:.2f} (target {target:g})")
             if r == rounds:
                 break
@@ -377,6 +381,10 @@ def match_strengths(
                 s *= 4.0
                 continue
             s *= (target - 1.0) / (g - 1.0)
+        finite = [t for t in tried if math.isfinite(t[2])] or tried
+        s, gains, _ = min(finite, key=lambda t: abs(t[2] - target))
+        if s != hist[-1][0]:
+            log(f"match {name}: keeping strength {s:.4g}, the nearest to the target")
         out[name] = {"strength": s, "gains": gains, "history": hist}
     return out
 

@@ -35,6 +35,27 @@ def test_matching_a_linear_method_hits_the_target():
     ]
 
 
+def test_matching_keeps_the_nearest_strength_when_the_gain_falls():
+    """A phase magnifier's gain peaks and then falls as its strength grows; the secant
+    step then overshoots, and the match keeps the strength nearest the target, not
+    the last one tried."""
+
+    class Peaked:
+        def initial_strength(self, target):
+            return 9.0
+
+        def pair(self, clip, s):
+            return 1.0 + 6.0 * (s / 12.0) * math.exp(1.0 - s / 12.0), None  # peak 7 at 12
+
+    spec = ev.ModeSpec("pulse", (0.7, 2.5), ("pk",), "skin", "gain", lambda c, o, o0, b: o, 10.0)
+    got = ev.match_strengths(spec, {"pk": Peaked()}, [None], 10.0, rounds=2, log=lambda m: None)
+    hist = got["pk"]["history"]
+    best = min(hist, key=lambda h: abs(h[1] - 10.0))
+    assert hist[-1][1] < best[1]  # the last try overshot onto the falling side
+    assert got["pk"]["strength"] == best[0]
+    assert got["pk"]["gains"] == [pytest.approx(best[1])]
+
+
 def _res(deepmag, evm):
     row = lambda p, q: {"psnr_input": p, "psnr_ideal": q}  # noqa: E731
     return {
