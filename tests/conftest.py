@@ -36,7 +36,9 @@ def pulse_weights(tmp_path, pulse_net):
     from rtmag.nets import save_weights
 
     path = tmp_path / "pulse.pt"
-    save_weights(path, pulse_net, {"calibration": {"gamma_per_gain": 0.002}})
+    save_weights(
+        path, pulse_net, {"calibration": {"gamma_per_gain": 0.002, "step_scale": "attention"}}
+    )
     return path
 
 
