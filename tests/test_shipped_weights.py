@@ -33,6 +33,10 @@ def test_loads_with_weights_only_and_is_calibrated(shipped):
     assert meta["calibration"]["gamma_per_gain"] > 0
     assert meta["band_hz"] == [0.7, 2.5]
     assert meta["recipe"]["clips"] >= 100
+    # calibrated under the step rule the magnifier uses by default
+    from rtmag.magnifier import MagnifierConfig
+
+    assert meta["calibration"]["step_scale"] == MagnifierConfig().step_scale
 
 
 def test_reads_the_pulse_of_a_held_out_synthetic_clip(shipped):
@@ -81,6 +85,7 @@ def test_shipped_breathing_network_reads_a_held_out_clip_under_head_motion():
     torch.load(path, weights_only=True)
     net, meta = load_weights(path, mode="respiration")
     assert meta["calibration"]["gamma_per_gain"] > 0 and meta["band_hz"] == [0.16, 0.5]
+    assert meta["calibration"]["step_scale"] == "median"  # the respiration default
     clip = render(
         SynthConfig(
             task="C",
