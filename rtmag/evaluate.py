@@ -368,11 +368,10 @@ def match_strengths(
     out = {}
     for name, run in runners.items():
         s = run.initial_strength(target)
-        hist, tried = [], []
+        tried = []  # (strength, gains, median gain) of every round
         for r in range(rounds + 1):
             gains = [spec.gain(c, *run.pair(c, s), spec.band) for c in clips]
             g = float(np.median(gains))
-            hist.append((s, g))
             tried.append((s, gains, g))
             log(f"match {name}: strength {s:.4g} -> task-A gain {g:.2f} (target {target:g})")
             if r == rounds:
@@ -383,9 +382,9 @@ def match_strengths(
             s *= (target - 1.0) / (g - 1.0)
         finite = [t for t in tried if math.isfinite(t[2])] or tried
         s, gains, _ = min(finite, key=lambda t: abs(t[2] - target))
-        if s != hist[-1][0]:
+        if s != tried[-1][0]:
             log(f"match {name}: keeping strength {s:.4g}, the nearest to the target")
-        out[name] = {"strength": s, "gains": gains, "history": hist}
+        out[name] = {"strength": s, "gains": gains, "history": [(t[0], t[2]) for t in tried]}
     return out
 
 

@@ -39,7 +39,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from rtmag.magnifier import MagnifierConfig
-    from rtmag.nets import default_weights_path, load_weights, save_weights
+    from rtmag.nets import default_weights_path, load_weights
     from rtmag.quality import calibrate, markdown, measure_clip, quality_clips, summarise
 
     if args.mode == "respiration":
@@ -55,17 +55,9 @@ def run(args) -> int:
             for c in quality_clips(4, 10.0, (320, 240), tasks="A")
         ]
         c = calibrate(net, meta, cal)
-        meta = {
-            **meta,
-            "calibration": {
-                "gamma_per_gain": c,
-                "step_scale": MagnifierConfig().step_scale,
-                "clips": "task A, 4 seeds, 320x240",
-                "magnification": 11.0,
-            },
-        }
-        save_weights(path, net, meta)
-        print(f"calibrated: gamma_per_gain = {c:.4g}, written to {path}")
+        meta = _save_calibration(
+            path, net, meta, c, MagnifierConfig(), "task A, 4 seeds, 320x240", 11.0
+        )
     mcfg = MagnifierConfig(magnification=args.magnification, region=args.region, engine=args.engine)
     rows = []
     for scfg in tqdm(quality_clips(args.per_task, args.seconds, args.size), unit="clip"):
@@ -74,6 +66,23 @@ def run(args) -> int:
     print(markdown(summary))
     _write_json(args, summary, rows)
     return 0
+
+
+def _save_calibration(path, net, meta: dict, c: float, mcfg, clips: str, magnification):
+    """Write the fitted ``gamma_per_gain`` into the weight file at ``path`` with the
+    step rule it was fitted under (``mcfg.step_scale``); returns the new meta."""
+    from rtmag.nets import save_weights
+
+    calibration = {
+        "gamma_per_gain": c,
+        "step_scale": mcfg.step_scale,
+        "clips": clips,
+        "magnification": magnification,
+    }
+    meta = {**meta, "calibration": calibration}
+    save_weights(path, net, meta)
+    print(f"calibrated: gamma_per_gain = {c:.4g}, written to {path}")
+    return meta
 
 
 def _write_json(args, summary: dict, rows: list) -> None:
@@ -92,7 +101,7 @@ def _run_respiration(args) -> int:
     from tqdm import tqdm
 
     from rtmag.magnifier import MagnifierConfig
-    from rtmag.nets import default_weights_path, load_weights, save_weights
+    from rtmag.nets import default_weights_path, load_weights
     from rtmag.quality import (
         calibrate,
         markdown_respiration,
@@ -116,17 +125,8 @@ def _run_respiration(args) -> int:
             for c in respiration_clips(3, cal_seconds, size, tasks="A")
         ]
         c = calibrate(net, meta, cal, magnification=magnification, mcfg=mcfg)
-        meta = {
-            **meta,
-            "calibration": {
-                "gamma_per_gain": c,
-                "step_scale": mcfg.step_scale,
-                "clips": f"task A, 3 seeds, {size[0]}x{size[1]}, {cal_seconds:g} s",
-                "magnification": magnification,
-            },
-        }
-        save_weights(path, net, meta)
-        print(f"calibrated: gamma_per_gain = {c:.4g}, written to {path}")
+        clips = f"task A, 3 seeds, {size[0]}x{size[1]}, {cal_seconds:g} s"
+        meta = _save_calibration(path, net, meta, c, mcfg, clips, magnification)
     rows = []
     for scfg in tqdm(respiration_clips(args.per_task, seconds, size), unit="clip"):
         rows.append(measure_respiration_clip(scfg, mcfg, net, meta, causal=args.causal))

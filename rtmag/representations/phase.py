@@ -487,7 +487,7 @@ def apply_phase_offsets(
     Returns:
         A new :class:`Pyramid`; residuals shared with ``pyr``.
     """
-    k = _check_offsets(offsets_r0, r0, pyr.num_scales, pyr.batch, pyr.channels, "pyramid")
+    k = _check_offsets(offsets_r0, r0, pyr.num_scales, pyr.batch, pyr.channels)
     c = pyr.channels
     shapes = [tuple(band.shape[-2:]) for band in pyr.bands]
     per_scale = _offsets_per_scale(
@@ -510,18 +510,16 @@ def apply_phase_offsets(
     return pyr.with_bands(bands)
 
 
-def _check_offsets(
-    offsets_r0: Tensor, r0: int, num_scales: int, batch: int, channels: int, what: str
-) -> int:
+def _check_offsets(offsets_r0: Tensor, r0: int, num_scales: int, batch: int, channels: int) -> int:
     """Check ``offsets_r0`` ``(B, 4 or 4*C, h, w)`` and ``r0``; return the channel count."""
     if not 0 <= r0 < num_scales:
-        raise ValueError(f"r0 must be in 0..{num_scales - 1} for this {what}, got {r0}")
+        raise ValueError(f"r0 must be in 0..{num_scales - 1} for this pyramid, got {r0}")
     if offsets_r0.ndim != 4:
         raise ValueError(f"offsets_r0 must be (B, 4 or 4*C, h, w), got {tuple(offsets_r0.shape)}")
     b, k = int(offsets_r0.shape[0]), int(offsets_r0.shape[1])
     if b != batch or k not in (ORIENTATIONS, ORIENTATIONS * channels):
         raise ValueError(
-            f"offsets_r0 of shape {tuple(offsets_r0.shape)} do not fit a {what} of "
+            f"offsets_r0 of shape {tuple(offsets_r0.shape)} do not fit a pyramid of "
             f"batch {batch} and {channels} channel(s): need ({batch}, 4 or {4 * channels}, h, w)"
         )
     return k
@@ -615,7 +613,7 @@ def render_change(
     num_scales = _check_scales(num_scales)
     x = _as_frames(frames, num_scales)
     b, c, h, w = x.shape
-    k = _check_offsets(offsets_r0, r0, num_scales, b, c, "pyramid")
+    k = _check_offsets(offsets_r0, r0, num_scales, b, c)
     m, levels, lo0_pair, lo0_half_pair = _change_masks(h, w, num_scales, x.dtype, str(x.device))
     offsets_r0 = offsets_r0.to(device=x.device, dtype=x.dtype)
     shapes = [band_shape((h, w), r) for r in range(num_scales)]
