@@ -217,3 +217,29 @@ def test_measure_respiration_clip_of_an_unchanged_video():
     assert np.isfinite(row["gain_ideal_raw"]) and row["decimate"] == 4
     summary = summarise_respiration([row])
     assert summary["A"]["clips"] == 1
+
+
+def test_calibration_is_saved_with_its_step_rule(pulse_weights):
+    """`rtmag quality --calibrate` stores the fitted constant with the step rule it was
+    fitted under, so that a Magnifier using another rule warns."""
+    import warnings
+
+    from rtmag.commands.quality import _save_calibration
+    from rtmag.magnifier import Magnifier, MagnifierConfig
+    from rtmag.nets import load_weights
+
+    net, meta = load_weights(pulse_weights, mode="pulse")
+    mcfg = MagnifierConfig(step_scale="median")
+    _save_calibration(pulse_weights, net, meta, 0.25, mcfg, "task A, test", 11.0)
+    _, saved = load_weights(pulse_weights, mode="pulse")
+    assert saved["calibration"] == {
+        "gamma_per_gain": 0.25,
+        "step_scale": "median",
+        "clips": "task A, test",
+        "magnification": 11.0,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Magnifier(mcfg, net=net, meta=saved)
+    with pytest.warns(UserWarning, match="recalibrate"):
+        Magnifier(MagnifierConfig(), net=net, meta=saved)
