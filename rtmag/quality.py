@@ -95,13 +95,13 @@ def calibrate(
     (:func:`measure_clip` or :func:`measure_respiration_clip`)."""
     import dataclasses
 
-    from rtmag.magnifier import DEFAULT_GAMMA_PER_GAIN, MagnifierConfig
+    from rtmag.magnifier import DEFAULT_GAMMA_PER_GAIN, MagnifierConfig, step_rule
 
     mcfg = dataclasses.replace(mcfg or MagnifierConfig(), magnification=magnification)
     measure = measure_respiration_clip if mcfg.mode == "respiration" else measure_clip
     c = float((meta.get("calibration") or {}).get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
     for r in range(rounds):
-        meta = {**meta, "calibration": {"gamma_per_gain": c, "step_scale": mcfg.step_scale}}
+        meta = {**meta, "calibration": {"gamma_per_gain": c, **step_rule(mcfg)}}
         gains = [measure(s, mcfg, net, meta)["gain"] for s in clips]
         g = float(np.median(gains))
         log(

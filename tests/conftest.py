@@ -37,7 +37,9 @@ def pulse_weights(tmp_path, pulse_net):
 
     path = tmp_path / "pulse.pt"
     save_weights(
-        path, pulse_net, {"calibration": {"gamma_per_gain": 0.002, "step_scale": "attention"}}
+        path,
+        pulse_net,
+        {"calibration": {"gamma_per_gain": 0.002, "step_scale": "attention", "focus": 2.0}},
     )
     return path
 

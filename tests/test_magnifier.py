@@ -237,10 +237,85 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
     # a file calibrated with the old rule (no step_scale recorded) warns under the new one
     with pytest.warns(UserWarning, match="recalibrate"):
         Magnifier(MagnifierConfig(), net=pulse_net, meta={"calibration": {"gamma_per_gain": 0.3}})
-    meta = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention"}}
+    meta = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention", "focus": 2.0}}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Magnifier(MagnifierConfig(), net=pulse_net, meta=meta)
         Magnifier(MagnifierConfig(step_scale="median"), net=pulse_net, meta={})
+    # a file calibrated before focus existed (none recorded) warns under focus 2
+    old = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention"}}
+    with pytest.warns(UserWarning, match="focus"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Magnifier(MagnifierConfig(focus=0.0), net=pulse_net, meta=old)
+
+
+def test_focus_setting():
+    from rtmag.magnifier import MagnifierConfig
+
+    assert MagnifierConfig().focus == 2.0
+    assert MagnifierConfig(mode="respiration").focus == 0.0
+    for bad in (-1.0, float("nan"), 9.0):
+        with pytest.raises(UserError, match="focus"):
+            MagnifierConfig(focus=bad)
+
+
+def test_focus_weights_against_a_direct_computation(pulse_net):
+    """min(1, A / A_ref) ** q with A the running mean of |G_1| (stream order, same
+    smoothing as the step scale) and A_ref 0.4 of A's 99th percentile, in float64
+    (numpy's percentile); the same whether the frames come one by one or in a batch;
+    reset forgets A."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser, _ema_alpha
+
+    cfg = MagnifierConfig(fps=30.0, focus=2.0)
+    rng = np.random.default_rng(5)
+    g = torch.from_numpy(np.abs(rng.normal(size=(4, 3, 6, 6))) ** 3)
+    g[2, :, :3] = 0.0
+    a = _ema_alpha(cfg.scale_halflife_s, 1 / 30.0)
+    want, att = [], None
+    for gi in g.numpy():
+        att = gi.copy() if att is None else att + a * (gi - att)
+        ref = 0.4 * np.percentile(att, 99)
+        want.append(np.minimum(att / ref, 1.0) ** 2)
+    batch = PairAnalyser(pulse_net, cfg, 0.2).focus_weights(g)
+    np.testing.assert_allclose(batch.numpy(), np.stack(want), rtol=1e-12)
+    one = PairAnalyser(pulse_net, cfg, 0.2)
+    singles = torch.cat([one.focus_weights(g[i : i + 1]) for i in range(4)])
+    np.testing.assert_allclose(singles.numpy(), batch.numpy(), rtol=1e-12)
+    assert (batch <= 1).all() and (batch >= 0).all() and (batch == 1).any()
+    one.reset()  # the next frame starts a new map
+    g1 = g[1].numpy()
+    first = np.minimum(g1 / (0.4 * np.percentile(g1, 99)), 1.0) ** 2
+    np.testing.assert_allclose(one.focus_weights(g[1:2]).numpy()[0], first, rtol=1e-12)
+    # an all-zero gradient (a repeated frame at the start) leaves the change alone
+    z = PairAnalyser(pulse_net, cfg, 0.2).focus_weights(torch.zeros(1, 3, 6, 6))
+    assert (z == 1).all()
+
+
+def test_focus_scales_the_ascent_change_and_zero_is_the_paper(pulse_net):
+    """With focus 0 the change is the engine's X_N - X_1 as it is; with focus q it is
+    that change times the focus weights, element by element."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    rng = np.random.default_rng(8)
+    x1 = torch.from_numpy(rng.normal(scale=0.01, size=(3, 3, 36, 36))).float()
+    plain = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05), 0.2)
+    d0, _, _ = plain.ascend(x1)
+    direct = plain.engine(x1, torch.full((3,), 0.05))
+    torch.testing.assert_close(d0, direct)
+    focused = PairAnalyser(pulse_net, MagnifierConfig(focus=1.0, gamma=0.05), 0.2)
+    d1, _, _ = focused.ascend(x1)
+    from rtmag.ascent import input_gradient_autograd
+
+    w = PairAnalyser(pulse_net, MagnifierConfig(focus=1.0), 0.2).focus_weights(
+        input_gradient_autograd(pulse_net, x1).abs()
+    )
+    torch.testing.assert_close(d1, direct * w.float())
+    assert d1.abs().sum() < d0.abs().sum()

@@ -201,6 +201,26 @@ def test_paired_gain_cancels_what_the_clip_holds_besides_the_source():
     assert abs(metrics.pulse_gain(out, inp, p, fps) - 7.0) > 1.0
 
 
+def test_pulse_gain_of_the_ideal_is_exact_under_in_band_motion():
+    """The ideal clip (input + (A - 1) p) reads exactly A, even when the input holds
+    in-band motion that correlates with p and is four times its size (synthetic task
+    D); the first form, <F out, F p> / <F in, F p>, read far less."""
+    fps = 30.0
+    t = np.arange(300) / fps
+    p = np.outer(np.sin(2 * np.pi * 1.2 * t), [0.33, 0.77, 0.53])
+    motion = 4 * np.outer(np.sin(2 * np.pi * 1.2 * t + 0.3), [0.5, 0.5, 0.5])
+    inp = 100 + motion + p
+    ideal = inp + 19 * p
+    assert metrics.pulse_gain(ideal, inp, p, fps) == pytest.approx(20.0, rel=1e-9)
+    assert metrics.pulse_gain(inp, inp, p, fps) == 1.0
+    assert metrics._projection_ratio(ideal, inp, p, fps, (0.7, 2.5)) < 10.0
+    # with the input as its own truth (a real clip), the two forms agree
+    out = inp + 2 * motion
+    assert metrics.pulse_gain(out, inp, inp, fps) == pytest.approx(
+        metrics._projection_ratio(out, inp, inp, fps, (0.7, 2.5)), rel=1e-9
+    )
+
+
 def test_measure_respiration_clip_of_an_unchanged_video():
     """magnification 1: the output is the input, so the shoulders' gain is 1, the head
     PSNR is 100 dB and the instrument's own reading of the ideal is finite."""
@@ -235,6 +255,7 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
     assert saved["calibration"] == {
         "gamma_per_gain": 0.25,
         "step_scale": "median",
+        "focus": 2.0,
         "clips": "task A, test",
         "magnification": 11.0,
     }

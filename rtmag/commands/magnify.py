@@ -49,6 +49,15 @@ def add_magnifier_arguments(p) -> None:
         help="respiration: run the ascent on every K-th frame (default: pairs at about "
         "7.5 Hz, K=4 at 30 fps)",
     )
+    p.add_argument(
+        "--focus",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="keep the step where the network looks: scale each element's change by "
+        "min(1, attention / mean attention)^Q (pulse default 1, respiration 0; 0 = the "
+        "paper's ascent as it is)",
+    )
     p.add_argument("--engine", default="auto", help="where the ascent runs (rtmag env lists)")
     p.add_argument("--weights", default=None, help="weight file (default: the shipped one)")
     p.add_argument("--batch", type=int, default=32, help="frames per ascent batch")
@@ -76,6 +85,7 @@ def magnifier_config(args, fps: float = 30.0):
         align=getattr(args, "align", False),
         region=args.region,
         decimate=args.decimate,
+        focus=getattr(args, "focus", None),
     )
 
 

@@ -24,6 +24,13 @@ def add_arguments(p) -> None:
     p.add_argument("--causal", action="store_true", help="the live path's causal filter")
     p.add_argument("--engine", default="auto")
     p.add_argument(
+        "--focus",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="the magnifier's focus exponent (pulse default 1, respiration 0)",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="first fit --magnification's step-size constant on task-A clips "
@@ -49,16 +56,17 @@ def run(args) -> int:
     args.magnification = args.magnification or 20.0
     path = args.weights or str(default_weights_path("pulse"))
     net, meta = load_weights(path, mode="pulse")
+    base = MagnifierConfig(focus=args.focus)
     if args.calibrate:
         cal = [
             dataclasses.replace(c, seed=c.seed + 100)
             for c in quality_clips(4, 10.0, (320, 240), tasks="A")
         ]
-        c = calibrate(net, meta, cal)
-        meta = _save_calibration(
-            path, net, meta, c, MagnifierConfig(), "task A, 4 seeds, 320x240", 11.0
-        )
-    mcfg = MagnifierConfig(magnification=args.magnification, region=args.region, engine=args.engine)
+        c = calibrate(net, meta, cal, mcfg=base)
+        meta = _save_calibration(path, net, meta, c, base, "task A, 4 seeds, 320x240", 11.0)
+    mcfg = dataclasses.replace(
+        base, magnification=args.magnification, region=args.region, engine=args.engine
+    )
     rows = []
     for scfg in tqdm(quality_clips(args.per_task, args.seconds, args.size), unit="clip"):
         rows.append(measure_clip(scfg, mcfg, net, meta, causal=args.causal))
@@ -70,12 +78,13 @@ def run(args) -> int:
 
 def _save_calibration(path, net, meta: dict, c: float, mcfg, clips: str, magnification):
     """Write the fitted ``gamma_per_gain`` into the weight file at ``path`` with the
-    step rule it was fitted under (``mcfg.step_scale``); returns the new meta."""
+    step rule it was fitted under (``rtmag.magnifier.step_rule``); returns the new meta."""
+    from rtmag.magnifier import step_rule
     from rtmag.nets import save_weights
 
     calibration = {
         "gamma_per_gain": c,
-        "step_scale": mcfg.step_scale,
+        **step_rule(mcfg),
         "clips": clips,
         "magnification": magnification,
     }
@@ -116,7 +125,9 @@ def _run_respiration(args) -> int:
     path = args.weights or str(default_weights_path("respiration"))
     net, meta = load_weights(path, mode="respiration")
     engine = "adjoint" if args.engine == "auto" else args.engine
-    mcfg = MagnifierConfig(mode="respiration", magnification=magnification, engine=engine)
+    mcfg = MagnifierConfig(
+        mode="respiration", magnification=magnification, engine=engine, focus=args.focus
+    )
     if args.calibrate:
         # three breaths of different sizes: the gain depends on the breath's size
         cal_seconds = min(seconds, 20.0)
