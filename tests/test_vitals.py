@@ -150,3 +150,16 @@ def test_pos_reads_the_pulse_of_a_synthetic_skin_patch():
     assert abs(est.rate_bpm - hr) < 1.5
     # the illumination change is removed: the green channel alone is dominated by it
     assert abs(estimate_rate(rgb[:, 1], fs=fps, band=(0.1, 2.5)).rate_bpm - 12) < 2
+
+
+def test_the_printed_rate_says_when_it_is_unreliable():
+    """`rtmag magnify` / `webcam` / `demo` print the rate with its confidence; under 0.5
+    (what noise alone can score) the line says the reading is unreliable."""
+    from rtmag.commands.magnify import rate_line
+
+    good = {"mode": "pulse", "heart_rate_bpm": 72.04, "heart_rate_confidence": 0.81}
+    assert rate_line(good) == "heart rate: 72.0 bpm (confidence 0.81)"
+    weak = {"mode": "pulse", "heart_rate_bpm": 142.7, "heart_rate_confidence": 0.28}
+    assert rate_line(weak).startswith("heart rate: 142.7 bpm (confidence 0.28): unreliable")
+    resp = {"mode": "respiration", "breathing_rate_bpm": None, "breathing_rate_confidence": 0}
+    assert rate_line(resp) == "breathing rate: unknown (confidence 0.00)"

@@ -198,14 +198,25 @@ def run(args) -> int:
     return 0
 
 
+UNRELIABLE_BELOW = 0.5  # rtmag.vitals.estimate_rate: white noise alone scores 0.1-0.3
+
+
 def rate_line(rep: dict) -> str:
-    """``heart rate: 72.0 bpm (confidence 0.80)`` or the breathing rate, from a report."""
+    """``heart rate: 72.0 bpm (confidence 0.80)`` or the breathing rate, from a report;
+    a rate whose confidence is under 0.5 is marked unreliable."""
     key, what, unit = ("breathing_rate", "breathing rate", "breaths/min")
     if rep.get("mode", "pulse") == "pulse":
         key, what, unit = ("heart_rate", "heart rate", "bpm")
     rate = rep.get(f"{key}_bpm")
+    conf = float(rep.get(f"{key}_confidence") or 0.0)
     text = "unknown" if rate is None else f"{rate:.1f} {unit}"
-    return f"{what}: {text} (confidence {rep.get(f'{key}_confidence', 0.0):.2f})"
+    line = f"{what}: {text} (confidence {conf:.2f})"
+    if rate is not None and conf < UNRELIABLE_BELOW:
+        line += (
+            f": unreliable (under {UNRELIABLE_BELOW}; a longer clip or a stiller subject "
+            "gives a steadier reading)"
+        )
+    return line
 
 
 def _report(args, result) -> dict:
