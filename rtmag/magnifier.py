@@ -91,8 +91,10 @@ class MagnifierConfig:
             element's change ``X_N - X_1`` is scaled by ``min(1, A / A_ref) ** q``,
             with ``A`` the running mean of the first gradient ``|G_1|`` (half-life
             ``scale_halflife_s``) and ``A_ref`` 0.4 of its 99th percentile. 0 is the
-            paper's ascent as it is; ``None`` = the mode's default (pulse 2,
-            respiration 0). See :meth:`PairAnalyser.focus_weights`.
+            paper's ascent as it is; ``None`` = the mode's default (pulse 2;
+            respiration 0: on synthetic clips focus 2 kept the head still, but on the
+            real evm_baby it took the chest's magnification from 4.7x to 1.0x). See
+            :meth:`PairAnalyser.focus_weights`.
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
             magnification pasted back with a feathered edge (whole frame while no face

@@ -66,9 +66,16 @@ def test_luma_weights():
     assert torch.allclose(luma(f), torch.full((1, 1, 2, 2), 58.7))
 
 
-def _mag(decimate, gamma=0.05, n_iter=4, **kw):
+def _mag(decimate, gamma=0.05, n_iter=4, focus=0.0, **kw):
+    """The paper's ascent (focus 0), which the direct computations below reproduce."""
     cfg = MagnifierConfig(
-        mode="respiration", fps=30.0, n_iter=n_iter, gamma=gamma, decimate=decimate, **kw
+        mode="respiration",
+        fps=30.0,
+        n_iter=n_iter,
+        gamma=gamma,
+        decimate=decimate,
+        focus=focus,
+        **kw,
     )
     return Magnifier(cfg, net=QuadNet().eval(), meta={})
 

@@ -55,8 +55,8 @@ def add_magnifier_arguments(p) -> None:
         default=None,
         metavar="Q",
         help="keep the step where the network looks: scale each element's change by "
-        "min(1, attention / mean attention)^Q (pulse default 1, respiration 0; 0 = the "
-        "paper's ascent as it is)",
+        "min(1, attention / (0.4 x its 99th percentile))^Q (pulse default 2, respiration "
+        "0; 0 = the paper's ascent as it is)",
     )
     p.add_argument("--engine", default="auto", help="where the ascent runs (rtmag env lists)")
     p.add_argument("--weights", default=None, help="weight file (default: the shipped one)")

@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
         type=float,
         default=None,
         metavar="Q",
-        help="the magnifier's focus exponent (pulse default 1, respiration 0)",
+        help="the magnifier's focus exponent (pulse default 2, respiration 0; 0 = the paper's ascent)",
     )
     p.add_argument(
         "--calibrate",
