@@ -392,7 +392,7 @@ class PairAnalyser:
         gamma = self.gammas(x1, g1)
         delta = self.engine(x1, torch.from_numpy(gamma).float())
         if cfg.focus > 0:
-            delta = delta * self.focus_weights(g1).to(delta.dtype)
+            delta = delta * self.focus_weights(g1).to(device=delta.device, dtype=delta.dtype)
         with torch.inference_mode():
             y = self.net(x1).double().numpy()
         return delta, y, gamma
