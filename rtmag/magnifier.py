@@ -295,10 +295,11 @@ class PairAnalyser:
         self.spread = None
         self.attention = None
 
-    def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None = None) -> np.ndarray:
+    def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> np.ndarray:
         """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``.
 
-        ``g1``: the first gradient ``|G_1|`` of ``x1`` if already computed.
+        ``g1``: the first gradient ``|G_1|`` of ``x1`` (None only with a fixed
+        ``config.gamma``).
 
         Frame by frame in stream order, so the result does not depend on how the
         stream is cut into batches: ``s`` follows the size of each frame's ``X_1``
@@ -314,15 +315,11 @@ class PairAnalyser:
         let head motion on the skin, which the median of a mostly still frame does not
         see, cut the pulse gain 5-fold between synthetic tasks (README).
         """
-        from rtmag.ascent import input_gradient_autograd
-
         cfg = self.config
         p = x1.shape[0]
         if cfg.gamma is not None:
             return np.full(p, cfg.gamma)
         ax = x1.abs().flatten(1)
-        if g1 is None:
-            g1 = input_gradient_autograd(self.net, x1).abs()
         g1 = g1.flatten(1)
         if cfg.step_scale == "attention":
             size = _attention_mean(ax, g1)

@@ -89,10 +89,7 @@ def pulse_gain(
     agree on a still clip, and when ``pulse_term`` is the input itself (a real clip,
     no truth: the gain of the whole in-band skin colour).
     """
-    fd = _bandpassed(np.asarray(output, np.float64) - np.asarray(input, np.float64), fps, band)
-    fp = _bandpassed(pulse_term, fps, band)[skip:]
-    den = float((fp * fp).sum())
-    return 1.0 + float((fd[skip:] * fp).sum()) / den if den > 0 else float("nan")
+    return 1.0 + paired_gain(output, input, pulse_term, fps, band, skip=skip)
 
 
 def _projection_ratio(output, input, truth, fps: float, band, skip: int = 0) -> float:
