@@ -11,7 +11,8 @@ What runs (all on one synthetic clip per resolution, rendered once and cached):
 * stages, one causal pass per case, each stage timed on its own, batch by batch:
   ``decode`` (:class:`rtmag.video.VideoReader`, B frames), ``analyse``
   (:meth:`rtmag.magnifier.Magnifier.analyse`: representation, step size, ascent, the
-  network's reading), ``ascent`` (the engine's call inside ``analyse``, alone),
+  network's reading), ``ascent`` (the whole Eq. 3 ascent inside ``analyse``, alone:
+  :meth:`rtmag.magnifier.PairAnalyser.ascend`, the first gradient and the engine),
   ``filter`` (the causal band-pass/integration of the mode's path), ``render``
   (:meth:`Magnifier.render`), ``encode`` (:func:`rtmag.process.mirror_writer`, H.264,
   its closing flush included). Also ``filter_offline``: the whole-clip zero-phase
@@ -275,29 +276,28 @@ def finite(v):
 # ---------------------------------------------------------------- our magnifier
 
 
-class TimedEngine:
-    """Wraps an ascent engine and adds up the wall time of its calls."""
+class TimedAscent:
+    """Wraps a :class:`~rtmag.magnifier.PairAnalyser`'s ``ascend`` (the first gradient,
+    which also gives the reading and the step size, plus the engine's other steps: the
+    whole Eq. 3 ascent) and adds up the wall time of its calls."""
 
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, ascend):
+        self.ascend = ascend
         self.seconds = 0.0
         self.pairs = 0
 
-    def __call__(self, x, gamma):
+    def __call__(self, x, *args, **kwargs):
         t0 = time.perf_counter()
-        out = self.engine(x, gamma)
-        if getattr(out, "is_cuda", False):
-            torch.cuda.synchronize(out.device)
+        out = self.ascend(x, *args, **kwargs)
+        if getattr(out[0], "is_cuda", False):
+            torch.cuda.synchronize(out[0].device)
         self.seconds += time.perf_counter() - t0
         self.pairs += len(x)
         return out
 
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
 
 def make_magnifier(mode: str, engine: str, n_iter: int, batch: int, trained: bool = False):
-    """A magnifier of ``mode`` with the timed engine; the network is random-init unless
+    """A magnifier of ``mode`` with its ascent timed; the network is random-init unless
     ``trained`` and the mode has shipped weights. Returns (magnifier, timer, network
     description)."""
     from rtmag.magnifier import Magnifier, MagnifierConfig, load_net
@@ -314,8 +314,8 @@ def make_magnifier(mode: str, engine: str, n_iter: int, batch: int, trained: boo
             p.requires_grad_(False)
         what = "random-init" + (" (no shipped weights)" if trained else "")
     mag = Magnifier(cfg, net=net, meta=meta)
-    timer = TimedEngine(mag.path.analyser.engine)
-    mag.path.analyser.engine = timer
+    timer = TimedAscent(mag.path.analyser.ascend)
+    mag.path.analyser.ascend = timer
     return mag, timer, what
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "ascent_step",
     "ascent_update",
     "input_gradient_autograd",
+    "output_and_gradient",
     "gradient_ascent",
     "AdjointAscent",
     "SUPPORTED_LAYERS",
@@ -93,6 +94,8 @@ def ascent_update(x: torch.Tensor, g: torch.Tensor, gamma: float | torch.Tensor)
 def input_gradient_autograd(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Gradient of ``||y(x)||_2 = |y(x)|`` per frame w.r.t. ``x``, by ``torch.autograd``.
 
+    :func:`output_and_gradient` also returns ``y(x)`` from the same forward pass.
+
     Args:
         net: maps ``(B, ...)`` to ``(B,)``, frames independent; must be in eval mode
             (dropout off). Its parameters are not changed and no weight gradient is
@@ -103,6 +106,16 @@ def input_gradient_autograd(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, ...)`` tensor like ``x``: ``sign(y_b) * dy_b/dx_b`` (0 where ``y_b == 0``).
     """
+    return output_and_gradient(net, x)[1]
+
+
+def output_and_gradient(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y(x), grad |y(x)|)`` per frame from one forward and one backward pass.
+
+    The network's reading of ``X_1`` and the first gradient of the ascent are the same
+    pass: the magnifier takes both from here instead of running the network again.
+    Arguments as :func:`input_gradient_autograd`; ``y`` is ``(B,)``, detached.
+    """
     if net.training:
         raise ValueError("the network must be in eval mode for the ascent; call net.eval()")
     with torch.enable_grad():
@@ -111,7 +124,7 @@ def input_gradient_autograd(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"net must return shape (B,) = ({x.shape[0]},), got {tuple(y.shape)}")
         (g,) = torch.autograd.grad(y.abs().sum(), xr)
-    return g
+    return y.detach(), g
 
 
 def gradient_ascent(

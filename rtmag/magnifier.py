@@ -282,7 +282,9 @@ class PairAnalyser:
         self.net = net.eval()
         self.config = config
         self.gamma_per_gain = float(gamma_per_gain)
-        self.engine = create_engine(config.engine, net, config.n_iter, config.device)
+        # the first step is taken here from the gradient that also gives the reading
+        # and the step size (:meth:`ascend`); the engine runs the other N - 2 steps
+        self.engine = create_engine(config.engine, net, max(config.n_iter - 1, 1), config.device)
         self.prev: np.ndarray | None = None
         self.scale: float | None = None
         self.spread: float | None = None
@@ -378,21 +380,25 @@ class PairAnalyser:
             ``(delta, y, gamma)``: ``delta`` ``(P, C, h, w)`` float32 tensor X_N - X_1,
             ``y`` ``(P,)`` float64 the network's reading, ``gamma`` ``(P,)`` the steps.
         """
-        from rtmag.ascent import input_gradient_autograd
+        from rtmag.ascent import ascent_step, output_and_gradient
 
         if len(x1) == 0:
             return x1.new_zeros(x1.shape), np.zeros(0), np.zeros(0)
         cfg = self.config
-        g1 = None
-        if cfg.gamma is None or cfg.focus > 0:
-            g1 = input_gradient_autograd(self.net, x1).abs()
+        # one forward and backward pass gives the reading y(X_1), the first gradient
+        # G_1 (step size, focus) and the first step; the engine runs steps 2..N-1
+        # from X_2 (the same N - 1 steps as the engine alone, one pass fewer)
+        y, g = output_and_gradient(self.net, x1)
+        g1 = g.abs()
         gamma = self.gammas(x1, g1)
-        delta = self.engine(x1, torch.from_numpy(gamma).float())
+        gam = torch.from_numpy(gamma).to(x1.dtype)
+        delta = ascent_step(x1, g, gam)  # N >= 2 (MagnifierConfig)
+        if cfg.n_iter > 2:
+            rest = self.engine(x1 + delta, gam)
+            delta = delta.to(device=rest.device) + rest
         if cfg.focus > 0:
             delta = delta * self.focus_weights(g1).to(device=delta.device, dtype=delta.dtype)
-        with torch.inference_mode():
-            y = self.net(x1).double().numpy()
-        return delta, y, gamma
+        return delta, y.double().cpu().numpy(), gamma
 
     def __call__(self, lowres: np.ndarray):
         """Analyse a batch of low-resolution frames ``(B, 36, 36, 3)`` float.
@@ -418,7 +424,7 @@ class PairAnalyser:
         x = normalized_difference(np.asarray(c0, np.float32), np.asarray(c1, np.float32))
         x1 = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         delta, y, gamma = self.ascend(x1)
-        dx = delta.double().numpy().transpose(0, 2, 3, 1)
+        dx = delta.double().cpu().numpy().transpose(0, 2, 3, 1)
         return np.ascontiguousarray(dx), y, gamma
 
 

@@ -161,7 +161,7 @@ class MotionPath:
                 bands_all[:-1], bands_all[1:], self.geometry.r0, self.size, self.geometry.fit
             ).float()
         delta, y, gamma = self.analyser.ascend(x1)
-        return Analysis(delta.numpy(), y, gamma, [None] * b, np.asarray(at, int))
+        return Analysis(delta.cpu().numpy(), y, gamma, [None] * b, np.asarray(at, int))
 
     def causal(self, a, times) -> list:
         """Slots of the batch's frames: analysed frames get their offset now, the ones

@@ -10,7 +10,9 @@ Two ways through a file:
   of every frame; the second pass decodes again and writes the magnified frames. No
   delay, no phase lag, memory independent of the clip's length.
 
-Both write through :class:`rtmag.video.VideoWriter`: H.264 (or its stated fallback),
+Decoding runs a batch ahead and encoding behind, each in its own thread
+(:mod:`rtmag.overlap`), beside the ascent. Both ways write through
+:class:`rtmag.video.VideoWriter`: H.264 (or its stated fallback),
 the input's size, frame count and timestamps, its audio copied, and an atomic rename
 so that nothing half-written looks complete.
 """
@@ -25,6 +27,7 @@ import numpy as np
 
 from rtmag.errors import VideoError
 from rtmag.magnifier import Magnifier, MagnifierConfig
+from rtmag.overlap import Prefetch, WriteBehind
 
 
 @dataclass
@@ -173,6 +176,11 @@ def magnify_file(
     )
 
 
+def _decoded_batches(reader, size: int) -> Prefetch:
+    """Batches of ``reader`` decoded one batch ahead in a thread (:mod:`rtmag.overlap`)."""
+    return Prefetch(_batches(reader, size), depth=1, name="rtmag-decode")
+
+
 def _causal(mag, src, writer, signal, times, progress) -> int:
     from rtmag.video import VideoReader
 
@@ -181,20 +189,21 @@ def _causal(mag, src, writer, signal, times, progress) -> int:
 
     def write(outs):
         for o in outs:
-            writer.write(o.image, pts=pts_of.pop(o.index))
+            encoder.put(o.image, pts_of.pop(o.index))
             if np.isfinite(o.signal):
                 signal.append(o.signal)
                 times.append(o.time_s)
 
-    with VideoReader(src) as reader:
-        for batch in _batches(reader, mag.config.max_batch):
-            for fr in batch:
-                pts_of[fr.index] = fr.pts
-            write(mag.push_many([fr.image for fr in batch], [fr.time_s for fr in batch]))
-            n += len(batch)
-            if progress:
-                progress(len(batch))
-    write(mag.flush())
+    with WriteBehind(writer.write, name="rtmag-encode") as encoder:
+        with VideoReader(src) as reader, _decoded_batches(reader, mag.config.max_batch) as batches:
+            for batch in batches:
+                for fr in batch:
+                    pts_of[fr.index] = fr.pts
+                write(mag.push_many([fr.image for fr in batch], [fr.time_s for fr in batch]))
+                n += len(batch)
+                if progress:
+                    progress(len(batch))
+        write(mag.flush())
     return n
 
 
@@ -204,8 +213,8 @@ def _offline(mag, src, writer, signal, times, progress) -> int:
     cfg = mag.config
     deltas, delta_times, frame_times, boxes = [], [], [], []
     n = 0
-    with VideoReader(src) as reader:
-        for batch in _batches(reader, cfg.max_batch):
+    with VideoReader(src) as reader, _decoded_batches(reader, cfg.max_batch) as batches:
+        for batch in batches:
             images = np.stack([fr.image for fr in batch])
             tb = [fr.time_s for fr in batch]
             a = mag.analyse(images, tb)
@@ -221,8 +230,12 @@ def _offline(mag, src, writer, signal, times, progress) -> int:
     if n == 0:
         return 0
     states = mag.path.offline(np.concatenate(deltas), delta_times, frame_times, writer.notes)
-    with VideoReader(src) as reader:
-        for batch in _batches(reader, cfg.max_batch):
+    with (
+        WriteBehind(writer.write, name="rtmag-encode") as encoder,
+        VideoReader(src) as reader,
+        _decoded_batches(reader, cfg.max_batch) as batches,
+    ):
+        for batch in batches:
             idx = [fr.index for fr in batch]
             if idx[-1] >= n:
                 raise VideoError(f"{src}: the second decode gave more frames than the first")
@@ -230,7 +243,7 @@ def _offline(mag, src, writer, signal, times, progress) -> int:
                 np.stack([fr.image for fr in batch]), states(idx), [boxes[i] for i in idx]
             )
             for fr, img in zip(batch, images):
-                writer.write(img, pts=fr.pts)
+                encoder.put(img, fr.pts)
             if progress:
                 progress(len(batch) / 2)
     return n

@@ -298,18 +298,27 @@ def test_focus_weights_against_a_direct_computation(pulse_net):
 
 
 def test_focus_scales_the_ascent_change_and_zero_is_the_paper(pulse_net):
-    """With focus 0 the change is the engine's X_N - X_1 as it is; with focus q it is
-    that change times the focus weights, element by element."""
+    """With focus 0 the change is X_N - X_1 of the paper's ascent (the eager
+    reference, although the analyser takes the first step from its own gradient and
+    the engine the rest); its reading is the network's output on X_1. With focus q it
+    is that change times the focus weights, element by element."""
     import torch
 
+    from rtmag.ascent import gradient_ascent
     from rtmag.magnifier import MagnifierConfig, PairAnalyser
 
     rng = np.random.default_rng(8)
     x1 = torch.from_numpy(rng.normal(scale=0.01, size=(3, 3, 36, 36))).float()
     plain = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05), 0.2)
-    d0, _, _ = plain.ascend(x1)
-    direct = plain.engine(x1, torch.full((3,), 0.05))
-    torch.testing.assert_close(d0, direct)
+    d0, y0, _ = plain.ascend(x1)
+    direct = gradient_ascent(pulse_net, x1, torch.full((3,), 0.05), 20, return_delta=True)
+    torch.testing.assert_close(d0, direct, rtol=1e-5, atol=1e-9)
+    with torch.no_grad():
+        np.testing.assert_allclose(y0, pulse_net(x1).double().numpy(), rtol=1e-6)
+    for n in (2, 3):  # the split at its edges: the first step only, one more
+        short = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05, n_iter=n), 0.2)
+        want = gradient_ascent(pulse_net, x1, torch.full((3,), 0.05), n, return_delta=True)
+        torch.testing.assert_close(short.ascend(x1)[0], want, rtol=1e-5, atol=1e-9)
     focused = PairAnalyser(pulse_net, MagnifierConfig(focus=1.0, gamma=0.05), 0.2)
     d1, _, _ = focused.ascend(x1)
     from rtmag.ascent import input_gradient_autograd
