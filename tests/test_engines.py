@@ -112,14 +112,20 @@ def test_onnx_missing_names_the_extra(pulse_net, monkeypatch):
 def test_compile_matches_eager_any_batch(pulse_net, monkeypatch, tmp_path):
     """Cold inductor compile: ~50 s on 2 loaded cores (a few s with a warm cache)."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # hermetic
+    from rtmag.engines.auto import default_candidates
+
     n_iter = 2
     engine = create_engine("compile", pulse_net, n_iter)
+    # auto leaves a cold compile out on CPU, and measures it once it has compiled here
+    assert "compile" not in default_candidates("cpu", pulse_net, n_iter)
     for batch in (3, 5, 1):  # one dynamic-batch graph; batch 1 is padded to 2
         x, gamma = _inputs(batch, seed=batch)
         ref = create_engine("eager", pulse_net, n_iter)(x, gamma)
         got = engine(x, gamma)
         assert got.shape == x.shape
         assert _rel(got, ref) < FP32_TOL
+    assert default_candidates("cpu", pulse_net, n_iter) == ["adjoint", "onnx", "compile"]
+    assert "compile" not in default_candidates("cpu", pulse_net, n_iter + 1)  # another graph
 
 
 def test_compile_keeps_cache_in_rtmag_dir(monkeypatch, tmp_path):

@@ -34,21 +34,31 @@ _printed: set[str] = set()
 _lock = threading.Lock()
 
 
-def default_candidates(device: str) -> list[str]:
+def default_candidates(
+    device: str, net: nn.Module | None = None, n_iter: int = 20, precision: str = "fp32"
+) -> list[str]:
     """Engines ``auto`` tries, in order of preference on a tie.
 
-    CPU: adjoint, onnx. CUDA: tensorrt, compile, adjoint, onnx. ``eager`` is the
-    reference, never faster than ``adjoint``, so it is not probed. On CPU ``compile``
-    is left out: its cold compile takes about a minute on 2 cores, which a first
-    ``rtmag demo`` should not pay. ``$RTMAG_AUTO_ENGINES`` (comma-separated names)
-    replaces the list, e.g. ``adjoint,compile,onnx`` to include it.
+    CPU: adjoint, onnx, and compile once it has compiled ``net``'s ascent on this
+    machine. CUDA: tensorrt, compile, adjoint, onnx. ``eager`` is the reference, never
+    faster than ``adjoint``, so it is not probed. On CPU a cold ``compile`` takes
+    minutes on 2 cores, which a first ``rtmag demo`` should not pay; after one run
+    with ``--engine compile`` (or ``python bench/bench_engines.py``) its kernels load
+    from the cache in seconds, and a marker (:func:`rtmag.engines.torch_engines.compiled_marker`) lets ``auto``
+    measure it too. ``$RTMAG_AUTO_ENGINES`` (comma-separated names) replaces the list.
     """
     env = os.environ.get("RTMAG_AUTO_ENGINES", "").strip()
     if env:
         return [name.strip() for name in env.split(",") if name.strip()]
     if str(device).startswith("cuda"):
         return ["tensorrt", "compile", "adjoint", "onnx"]
-    return ["adjoint", "onnx"]
+    names = ["adjoint", "onnx"]
+    if net is not None:
+        from rtmag.engines.torch_engines import compiled_marker
+
+        if compiled_marker(net, n_iter, precision, device).exists():
+            names.append("compile")
+    return names
 
 
 def probe_engines(
@@ -136,7 +146,7 @@ def create_auto(
     """Build the engine ``auto`` chooses (see the module docstring)."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    candidates = list(candidates or default_candidates(device))
+    candidates = list(candidates or default_candidates(device, net, n_iter, precision))
     unknown = [c for c in candidates if c not in list_engines()]
     if unknown:
         raise UserError(f"unknown engines {unknown}; known: {', '.join(list_engines())}")

@@ -9,10 +9,16 @@ import torch
 from torch import nn
 
 from rtmag.ascent import gradient_ascent
-from rtmag.engines._common import PRECISIONS, build_ascent_module, cache_dir
+from rtmag.engines._common import (
+    PRECISIONS,
+    build_ascent_module,
+    cache_dir,
+    machine_id,
+    module_hash,
+)
 from rtmag.engines.registry import EngineFn, register_engine
 
-__all__ = ["keep_compile_cache_warm"]
+__all__ = ["keep_compile_cache_warm", "compiled_marker"]
 
 
 @register_engine("eager", precisions=("fp32", "bf16", "fp16"))
@@ -96,6 +102,8 @@ def _compile(
     keep_compile_cache_warm()
     module = build_ascent_module(net, n_iter, precision, device)
     compiled = torch.compile(module, mode=mode, fullgraph=True)
+    marker = compiled_marker(net, n_iter, precision, device)
+    done = []
 
     def run(x1: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         x1 = x1.to(device)
@@ -110,6 +118,21 @@ def _compile(
         torch._dynamo.mark_dynamic(gamma, 0)
         with torch.inference_mode():
             out = compiled(x1, gamma)
+        if not done:  # compiled: its kernels are in the cache, so ``auto`` may try it
+            done.append(True)
+            try:
+                marker.touch()
+            except OSError:
+                pass
         return out[:b]
 
-    return EngineFn(run, "compile", precision, device)
+    return EngineFn(run, "compile", precision, device, info={"marker": str(marker)})
+
+
+def compiled_marker(net: nn.Module, n_iter: int, precision: str, device: str):
+    """The file whose presence says that ``compile`` has compiled this network's ascent
+    (``n_iter``, ``precision``) on this machine, so its kernels load from the cache in
+    seconds: then ``auto`` includes ``compile`` among its CPU candidates
+    (:func:`rtmag.engines.auto.default_candidates`)."""
+    key = module_hash(build_ascent_module(net, n_iter, "fp32", "cpu"), n_iter, precision)
+    return cache_dir("compiled") / f"{machine_id(device)}-{key}-{device}".replace("/", "_")
