@@ -49,12 +49,22 @@ def _adjoint(net: nn.Module, n_iter: int, device: str, precision: str = "fp32") 
 
     ``bf16``/``fp16``: the gradient passes in that dtype, the steps in float32
     (:class:`rtmag.engines.MixedAscent`).
+
+    On a CPU the convolutions run channels-last (NHWC, oneDNN's preferred layout):
+    the pulse ascent at batch 8 on one thread here went from 32-34 to 40-45 frames/s
+    (the same sums in another order: float32 rounding only).
     """
     module = build_ascent_module(net, n_iter, precision, device)
+    nhwc = torch.device(device).type == "cpu"
+    if nhwc:
+        module = module.to(memory_format=torch.channels_last)
 
     def run(x1: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        x1 = x1.to(device)
+        if nhwc and x1.dim() == 4:
+            x1 = x1.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return module(x1.to(device), gamma.to(device))
+            return module(x1, gamma.to(device))
 
     return EngineFn(run, "adjoint", precision, device)
 
