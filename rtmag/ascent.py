@@ -307,6 +307,12 @@ class AdjointAscent(nn.Module):
             ``(B, C, H, W)`` tensor like ``x``; equals
             :func:`input_gradient_autograd` of the source network.
         """
+        return self.output_and_gradient(x)[1]
+
+    def output_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y(x), grad |y(x)|)``: the network's output ``(B,)`` from the forward pass
+        that the gradient needs anyway, and :meth:`input_gradient_adjoint`; the adjoint
+        twin of :func:`output_and_gradient`."""
         saved: list[torch.Tensor | torch.Size | None] = []
         h = x * self.x_scale
         for kind, p in self._plan:
@@ -340,7 +346,8 @@ class AdjointAscent(nn.Module):
                 saved.append(h.shape)
                 h = h.flatten(1)
         # h: (B, 1); y = h[:, 0] * y_scale; d|y|/dh = sign(y) * y_scale
-        g = torch.sign(h * self.y_scale) * self.y_scale
+        y = h * self.y_scale
+        g = torch.sign(y) * self.y_scale
         for (kind, p), s in zip(reversed(self._plan), reversed(saved)):
             if kind == "conv" and "flip_pad" in p:
                 wf = getattr(self, f"wf{p['i']}")
@@ -381,7 +388,7 @@ class AdjointAscent(nn.Module):
                 g = F.pad(g, (0, int(s[3]) - wo * kw, 0, int(s[2]) - ho * kh))
             elif kind == "flatten":
                 g = g.reshape(s)
-        return g * self.x_scale
+        return y[:, 0], g * self.x_scale
 
     # -- the whole ascent -----------------------------------------------------------
     def forward(self, x1: torch.Tensor, gamma: torch.Tensor | float) -> torch.Tensor:

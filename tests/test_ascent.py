@@ -11,6 +11,7 @@ from rtmag.ascent import (
     ascent_update,
     gradient_ascent,
     input_gradient_autograd,
+    output_and_gradient,
 )
 from rtmag.nets import create_net
 
@@ -119,6 +120,12 @@ def test_adjoint_gradient_equals_autograd_float64(mode, batch):
     got = AdjointAscent(net).input_gradient_adjoint(x)
     assert ref.abs().max() > 0
     assert _rel(got, ref) < 1e-10
+    # the reading from the same pass (what the magnifier takes instead of a forward)
+    y_ref, g_ref = output_and_gradient(net, x)
+    y, g = AdjointAscent(net).output_and_gradient(x)
+    torch.testing.assert_close(y_ref, net(x).detach(), rtol=0, atol=0)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-15)
+    assert _rel(g, g_ref) < 1e-10 and torch.equal(g_ref, ref)
 
 
 @pytest.mark.parametrize("mode,batch,tol", [("pulse", 4, 1e-5), ("respiration", 1, 1e-4)])
