@@ -55,6 +55,12 @@ DEFAULT_FOCUS = {"pulse": 2.0, "respiration": 0.0}
 # focus: elements with at least this share of the attention's 99th percentile keep
 # their whole step
 FOCUS_REFERENCE = 0.4
+# noise_boost: an element whose running mean |X_1| exceeds this multiple of the running
+# scale s(t) gets its step raised in proportion (see PairAnalyser.noise_weights)
+NOISE_REFERENCE = 1.1
+# ... the running mean takes each |X_1| winsorised at this multiple of itself
+NOISE_CLIP = 3.0
+DEFAULT_NOISE_BOOST = {"pulse": 4.0, "respiration": 1.0}
 
 
 @dataclass
@@ -95,6 +101,12 @@ class MagnifierConfig:
             respiration 0: on synthetic clips focus 2 kept the head still, but on the
             real evm_baby it took the chest's magnification from 4.7x to 1.0x). See
             :meth:`PairAnalyser.focus_weights`.
+        noise_boost: the most an element's change is raised to follow its own size:
+            it is multiplied by ``clip(N / (1.1 s), 1, noise_boost)``, with ``N`` the
+            element's running mean of ``|X_1|`` (half-life ``scale_halflife_s``, each
+            value winsorised at 3 N) and ``s`` the running scale of the step size. 1
+            turns it off; ``None`` = the mode's default (pulse 4, respiration 1). See
+            :meth:`PairAnalyser.noise_weights`.
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
             magnification pasted back with a feathered edge (whole frame while no face
@@ -120,6 +132,7 @@ class MagnifierConfig:
     scale_halflife_s: float = 2.0
     step_scale: str | None = None
     focus: float | None = None
+    noise_boost: float | None = None
     region: str = "frame"
     device: str = "cpu"
     decimate: int | None = None
@@ -138,6 +151,13 @@ class MagnifierConfig:
         if not (math.isfinite(self.focus) and 0.0 <= self.focus <= 8.0):
             raise UserError(f"focus must be between 0 and 8 (got {self.focus}); 0 turns it off")
         self.focus = float(self.focus)
+        if self.noise_boost is None:
+            self.noise_boost = DEFAULT_NOISE_BOOST[self.mode]
+        if not (math.isfinite(self.noise_boost) and 1.0 <= self.noise_boost <= 16.0):
+            raise UserError(
+                f"noise_boost must be between 1 and 16 (got {self.noise_boost}); 1 turns it off"
+            )
+        self.noise_boost = float(self.noise_boost)
         if self.step_scale not in STEP_SCALES:
             raise UserError(
                 f"unknown step_scale {self.step_scale!r}; choose one of {', '.join(STEP_SCALES)}"
@@ -290,6 +310,8 @@ class PairAnalyser:
         self.scale: float | None = None
         self.spread: float | None = None
         self.attention: torch.Tensor | None = None
+        self.noise: torch.Tensor | None = None
+        self._scales: list[float] = []
         self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
 
     def reset(self) -> None:
@@ -297,6 +319,8 @@ class PairAnalyser:
         self.scale = None
         self.spread = None
         self.attention = None
+        self.noise = None
+        self._scales = []
 
     def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> np.ndarray:
         """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``.
@@ -329,6 +353,7 @@ class PairAnalyser:
         else:
             size = _median_nonzero(ax)
         out = np.empty(p)
+        self._scales = []
         for i in range(p):
             m, k = float(size[i]), _participation(g1[i])
             if m == 0.0:  # nothing changed at all (a repeated frame): keep the scale
@@ -338,6 +363,7 @@ class PairAnalyser:
             else:
                 self.scale += self._alpha * (m - self.scale)
                 self.spread += self._alpha * (k - self.spread)
+            self._scales.append(self.scale)
             out[i] = self.gamma_per_gain * (cfg.magnification - 1.0) * self.scale * self.spread
         return out
 
@@ -374,6 +400,43 @@ class PairAnalyser:
                 w[i] = (a / ref).clamp(max=1.0) ** q
         return w
 
+    def noise_weights(self, x1: torch.Tensor) -> torch.Tensor:
+        """Weights ``clip(N / (1.1 s), 1, noise_boost)`` of each pair's change, like
+        ``x1`` ``(P, ...)``, updating the per-element running size ``N`` frame by frame
+        in stream order; ``s`` is each frame's running scale from :meth:`gammas`
+        (call that first).
+
+        ``N`` is the running mean of ``|X_1|`` per element (half-life
+        ``config.scale_halflife_s``; each new value winsorised at :data:`NOISE_CLIP`
+        times ``N`` so that one burst of motion moves it little; exact zeros, blocks a
+        codec copied, leave it as it is).
+
+        Why: a sign-corrected step of size ``d`` on an element whose ``X`` has spread
+        ``sigma`` gains that element's in-band source by about ``d / sigma``. The one
+        scale ``s`` is set where the gradient puts its mass, and 60-80% of that is off
+        the skin (a patterned background), so on dark skin, whose ``X`` is 2.5-4 times
+        noisier than the background's, the step was 2-3 times too small: the gain fell
+        from 19.5 (Fitzpatrick I) to 6.4 (V) and 4.5 (VI) on the same task-A clip. The
+        weight only raises steps (never below 1), so where the single scale is large
+        enough (bright skin, the moving edges of task C) nothing changes.
+        """
+        boost = self.config.noise_boost
+        ax = x1.abs().flatten(1).double()
+        w = torch.ones_like(ax)
+        for i in range(len(ax)):
+            a = ax[i]
+            if self.noise is None:
+                self.noise = a.clone()
+            else:
+                n = self.noise
+                v = torch.where(a == 0, n, torch.minimum(a, NOISE_CLIP * n))
+                v = torch.where(n == 0, a, v)
+                self.noise = n + self._alpha * (v - n)
+            s = self._scales[i] if i < len(self._scales) else self.scale
+            if s:
+                w[i] = (self.noise / (NOISE_REFERENCE * s)).clamp(min=1.0, max=boost)
+        return w.reshape(x1.shape)
+
     def ascend(self, x1: torch.Tensor):
         """The ascent on representations ``x1`` ``(P, C, h, w)`` float32, in stream order.
 
@@ -399,6 +462,8 @@ class PairAnalyser:
             delta = delta.to(device=rest.device) + rest
         if cfg.focus > 0:
             delta = delta * self.focus_weights(g1).to(device=delta.device, dtype=delta.dtype)
+        if cfg.noise_boost > 1 and cfg.gamma is None:
+            delta = delta * self.noise_weights(x1).to(device=delta.device, dtype=delta.dtype)
         return delta, y.double().cpu().numpy(), gamma
 
     def __call__(self, lowres: np.ndarray):
@@ -490,14 +555,18 @@ def _participation(w: torch.Tensor) -> float:
 def step_rule(config: MagnifierConfig) -> dict:
     """The settings a step calibration (``gamma_per_gain``) holds for: recorded with it
     in the weight file, checked by :class:`Magnifier`."""
-    return {"step_scale": config.step_scale, "focus": config.focus}
+    return {
+        "step_scale": config.step_scale,
+        "focus": config.focus,
+        "noise_boost": config.noise_boost,
+    }
 
 
 def _step_rule_changes(calib: dict, config: MagnifierConfig):
     """``(name, calibrated, now)`` for each step-rule setting that differs. Files
     calibrated before a setting existed carry none: the rule of that time (the median
     scale, no focus)."""
-    before = {"step_scale": "median", "focus": 0.0}
+    before = {"step_scale": "median", "focus": 0.0, "noise_boost": 1.0}
     for name, now in step_rule(config).items():
         was = calib.get(name, before[name])
         if was != now:
