@@ -237,7 +237,14 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
     # a file calibrated with the old rule (no step_scale recorded) warns under the new one
     with pytest.warns(UserWarning, match="recalibrate"):
         Magnifier(MagnifierConfig(), net=pulse_net, meta={"calibration": {"gamma_per_gain": 0.3}})
-    meta = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention", "focus": 2.0}}
+    meta = {
+        "calibration": {
+            "gamma_per_gain": 0.3,
+            "step_scale": "attention",
+            "focus": 2.0,
+            "noise_boost": 4.0,
+        }
+    }
     import warnings
 
     with warnings.catch_warnings():
@@ -250,7 +257,86 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=old)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Magnifier(MagnifierConfig(focus=0.0), net=pulse_net, meta=old)
+        Magnifier(MagnifierConfig(focus=0.0, noise_boost=1.0), net=pulse_net, meta=old)
+    # ... and one from before the noise boost (none recorded) under the boost
+    older = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention", "focus": 2.0}}
+    with pytest.warns(UserWarning, match="noise_boost"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=older)
+
+
+def test_noise_weights_against_a_direct_computation(pulse_net):
+    """clip(N / (1.1 s), 1, boost) with N the running mean of |X_1| per element (each
+    value winsorised at 3 N, exact zeros leaving N alone) and s each frame's running
+    scale, in float64; the same one by one or in a batch; reset forgets N."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser, _ema_alpha
+
+    cfg = MagnifierConfig(fps=30.0, noise_boost=4.0)
+    rng = np.random.default_rng(11)
+    x = rng.normal(scale=0.01, size=(5, 3, 6, 6))
+    x[:, 0, :2] *= 6.0  # a noisy patch (dark skin): its step is raised
+    x[3, 1, 3:] = 0.0  # blocks a codec copied
+    x[4, 2, 0, 0] = 1.0  # one burst: winsorised
+    scales = [0.01, 0.011, 0.012, 0.012, 0.013]
+    alpha = _ema_alpha(cfg.scale_halflife_s, 1 / cfg.fps)
+    n, want = None, []
+    for i in range(5):
+        a = np.abs(x[i])
+        if n is None:
+            n = a.copy()
+        else:
+            v = np.where(a == 0, n, np.minimum(a, 3 * n))
+            v = np.where(n == 0, a, v)
+            n = n + alpha * (v - n)
+        want.append(np.clip(n / (1.1 * scales[i]), 1.0, 4.0))
+    xt = torch.from_numpy(x)
+    batch = PairAnalyser(pulse_net, cfg, 0.2)
+    batch._scales = scales
+    got = batch.noise_weights(xt)
+    np.testing.assert_allclose(got.numpy(), np.stack(want), rtol=1e-12)
+    assert got.min() == 1.0 and got.max() == 4.0  # only raised, at most by the boost
+    assert got[:, 0, :2].mean() > 2 * got[:, 1:].mean()
+    one = PairAnalyser(pulse_net, cfg, 0.2)
+    singles = []
+    for i in range(5):
+        one._scales = [scales[i]]
+        singles.append(one.noise_weights(xt[i : i + 1]))
+    np.testing.assert_allclose(torch.cat(singles).numpy(), got.numpy(), rtol=1e-12)
+    one.reset()
+    one._scales = [scales[2]]
+    first = np.clip(np.abs(x[2]) / (1.1 * scales[2]), 1.0, 4.0)
+    np.testing.assert_allclose(one.noise_weights(xt[2:3]).numpy()[0], first, rtol=1e-12)
+
+
+def test_noise_boost_setting_and_its_place_in_the_ascent(pulse_net):
+    """Pulse boosts by default, respiration not; 1 is off; the boost multiplies the
+    change (after focus) only under the step rule (a fixed gamma is the user's)."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    assert MagnifierConfig().noise_boost == 4.0
+    assert MagnifierConfig(mode="respiration").noise_boost == 1.0
+    for bad in (0.5, float("nan"), 17.0):
+        with pytest.raises(UserError, match="noise_boost"):
+            MagnifierConfig(noise_boost=bad)
+    rng = np.random.default_rng(3)
+    x1 = torch.from_numpy(rng.normal(scale=0.01, size=(4, 3, 36, 36))).float()
+    x1[:, 1, :10] *= 8.0
+    on = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0), 0.2)
+    off = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, noise_boost=1.0), 0.2)
+    d_on, _, g_on = on.ascend(x1)
+    d_off, _, g_off = off.ascend(x1)
+    np.testing.assert_allclose(g_on, g_off)
+    ref = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0), 0.2)
+    ref._scales = on._scales  # the per-frame running scales the ascent used
+    w = ref.noise_weights(x1).float()
+    torch.testing.assert_close(d_on, d_off * w, rtol=1e-5, atol=1e-12)
+    assert (w > 1).any()
+    fixed = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05), 0.2)
+    plain = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05, noise_boost=1), 0.2)
+    torch.testing.assert_close(fixed.ascend(x1)[0], plain.ascend(x1)[0])
 
 
 def test_focus_setting():

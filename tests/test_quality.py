@@ -256,6 +256,7 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         "gamma_per_gain": 0.25,
         "step_scale": "median",
         "focus": 2.0,
+        "noise_boost": 4.0,
         "clips": "task A, test",
         "magnification": 11.0,
     }
