@@ -414,3 +414,26 @@ def test_focus_scales_the_ascent_change_and_zero_is_the_paper(pulse_net):
     )
     torch.testing.assert_close(d1, direct * w.float())
     assert d1.abs().sum() < d0.abs().sum()
+
+
+def test_step_rule_options_on_the_command_line():
+    """--focus and --noise-boost reach the MagnifierConfig of magnify, webcam and demo;
+    left out, the mode's defaults."""
+    import argparse
+    import importlib
+
+    from rtmag.commands.magnify import magnifier_config
+
+    def parse(argv):
+        p = argparse.ArgumentParser()
+        importlib.import_module(f"rtmag.commands.{argv[0]}").add_arguments(p)
+        return p.parse_args(argv[1:])
+
+    for cmd in (["magnify", "in.mp4", "-o", "out.mp4"], ["webcam"], ["demo"]):
+        cfg = magnifier_config(parse(cmd + ["--focus", "1", "--noise-boost", "2.5"]))
+        assert (cfg.focus, cfg.noise_boost) == (1.0, 2.5)
+        cfg = magnifier_config(parse(cmd))
+        assert (cfg.focus, cfg.noise_boost) == (2.0, 4.0)
+    args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--noise-boost", "0.5"])
+    with pytest.raises(UserError, match="noise_boost"):
+        magnifier_config(args)

@@ -58,6 +58,14 @@ def add_magnifier_arguments(p) -> None:
         "min(1, attention / (0.4 x its 99th percentile))^Q (pulse default 2, respiration "
         "0; 0 = the paper's ascent as it is)",
     )
+    p.add_argument(
+        "--noise-boost",
+        type=float,
+        default=None,
+        metavar="B",
+        help="raise the step of elements noisier than the step's scale (dark skin) by "
+        "up to B times (pulse default 4, respiration 1; 1 = off)",
+    )
     p.add_argument("--engine", default="auto", help="where the ascent runs (rtmag env lists)")
     p.add_argument("--weights", default=None, help="weight file (default: the shipped one)")
     p.add_argument("--batch", type=int, default=32, help="frames per ascent batch")
@@ -86,6 +94,7 @@ def magnifier_config(args, fps: float = 30.0):
         region=args.region,
         decimate=args.decimate,
         focus=getattr(args, "focus", None),
+        noise_boost=getattr(args, "noise_boost", None),
     )
 
 

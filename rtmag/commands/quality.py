@@ -31,6 +31,13 @@ def add_arguments(p) -> None:
         help="the magnifier's focus exponent (pulse default 2, respiration 0; 0 = the paper's ascent)",
     )
     p.add_argument(
+        "--noise-boost",
+        type=float,
+        default=None,
+        metavar="B",
+        help="the magnifier's noise boost (pulse default 4, respiration 1; 1 = off)",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="first fit --magnification's step-size constant on task-A clips "
@@ -56,7 +63,7 @@ def run(args) -> int:
     args.magnification = args.magnification or 20.0
     path = args.weights or str(default_weights_path("pulse"))
     net, meta = load_weights(path, mode="pulse")
-    base = MagnifierConfig(focus=args.focus)
+    base = MagnifierConfig(focus=args.focus, noise_boost=args.noise_boost)
     if args.calibrate:
         cal = [
             dataclasses.replace(c, seed=c.seed + 100)
@@ -126,7 +133,11 @@ def _run_respiration(args) -> int:
     net, meta = load_weights(path, mode="respiration")
     engine = "adjoint" if args.engine == "auto" else args.engine
     mcfg = MagnifierConfig(
-        mode="respiration", magnification=magnification, engine=engine, focus=args.focus
+        mode="respiration",
+        magnification=magnification,
+        engine=engine,
+        focus=args.focus,
+        noise_boost=args.noise_boost,
     )
     if args.calibrate:
         # three breaths of different sizes: the gain depends on the breath's size
