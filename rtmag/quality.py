@@ -138,6 +138,31 @@ def quality_clips(per_task: int, seconds: float, size, fps: float = 30.0, tasks=
     return clips
 
 
+#: pulse strengths of :func:`tone_clips`: weak and strong within the generator's range
+TONE_AMPLITUDES = (0.004, 0.010)
+
+
+def tone_clips(seconds: float, size, fps: float = 30.0):
+    """One held-out task-A clip (the same scene and seed) at every skin tone I-VI and
+    each of :data:`TONE_AMPLITUDES`: the gain's dependence on skin tone alone, which the
+    task clips of :func:`quality_clips` mix with the task (their tones cycle with it)."""
+    from rtmag.synth import SynthConfig
+
+    return [
+        SynthConfig(
+            task="A",
+            seconds=seconds,
+            fps=fps,
+            size=tuple(size),
+            seed=QUALITY_SEED_BASE + 7,
+            skin_tone=tone,
+            pulse_amplitude=amp,
+        )
+        for amp in TONE_AMPLITUDES
+        for tone in range(1, 7)
+    ]
+
+
 def _per_task(rows: list[dict], keys, rate: str, tolerance: float, share: str) -> dict:
     """Per-task means of ``keys``, the least gain, and the share of clips whose
     ``{rate}_read`` is within ``tolerance`` of ``{rate}_true`` (a missing reading

@@ -265,3 +265,29 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         Magnifier(mcfg, net=net, meta=saved)
     with pytest.warns(UserWarning, match="recalibrate"):
         Magnifier(MagnifierConfig(), net=net, meta=saved)
+
+
+def test_tone_sweep_clips_and_command(pulse_weights, tmp_path, capsys):
+    """`rtmag quality --tones`: one task-A scene at every skin tone and two pulse
+    strengths (only the tone and the strength vary), a table row per strength, JSON."""
+    import json
+
+    from rtmag.cli import main
+    from rtmag.quality import TONE_AMPLITUDES, tone_clips
+    from rtmag.synth.render import Renderer
+
+    clips = tone_clips(2.0, (64, 48))
+    assert [(c.skin_tone, c.pulse_amplitude) for c in clips] == [
+        (t, a) for a in TONE_AMPLITUDES for t in range(1, 7)
+    ]
+    assert {(c.task, c.seed, c.size) for c in clips} == {("A", clips[0].seed, (64, 48))}
+    assert Renderer(clips[0]).meta()["config"]["skin_tone"] == 1
+    out = tmp_path / "tones.json"
+    argv = ["quality", "--tones", "--weights", str(pulse_weights), "--noise-boost", "1"]
+    argv += ["--seconds", "1", "--size", "64x48", "--engine", "adjoint", "--json", str(out)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "tone 6" in table and table.count("| 0.004 |") == 1 and "| 0.01 |" in table
+    saved = json.loads(out.read_text())
+    assert len(saved["rows"]) == 12
+    assert sorted(saved["summary"]) == ["0.004", "0.01"]

@@ -43,6 +43,12 @@ def add_arguments(p) -> None:
         help="first fit --magnification's step-size constant on task-A clips "
         "and write it into the weight file",
     )
+    p.add_argument(
+        "--tones",
+        action="store_true",
+        help="pulse: instead of tasks A-D, one task-A clip at each skin tone I-VI and two "
+        "pulse strengths (default 320x240, 10 s): how the gain depends on skin tone",
+    )
     p.add_argument("--json", default=None, help="write rows and summary to this JSON file")
 
 
@@ -58,8 +64,8 @@ def run(args) -> int:
 
     if args.mode == "respiration":
         return _run_respiration(args)
-    args.seconds = args.seconds or 12.0
-    args.size = args.size or (640, 480)
+    args.seconds = args.seconds or (10.0 if args.tones else 12.0)
+    args.size = args.size or ((320, 240) if args.tones else (640, 480))
     args.magnification = args.magnification or 20.0
     path = args.weights or str(default_weights_path("pulse"))
     net, meta = load_weights(path, mode="pulse")
@@ -74,6 +80,8 @@ def run(args) -> int:
     mcfg = dataclasses.replace(
         base, magnification=args.magnification, region=args.region, engine=args.engine
     )
+    if args.tones:
+        return _run_tones(args, mcfg, net, meta)
     rows = []
     for scfg in tqdm(quality_clips(args.per_task, args.seconds, args.size), unit="clip"):
         rows.append(measure_clip(scfg, mcfg, net, meta, causal=args.causal))
@@ -99,6 +107,39 @@ def _save_calibration(path, net, meta: dict, c: float, mcfg, clips: str, magnifi
     save_weights(path, net, meta)
     print(f"calibrated: gamma_per_gain = {c:.4g}, written to {path}")
     return meta
+
+
+def _run_tones(args, mcfg, net, meta) -> int:
+    """``--tones``: the gain and off-skin change per skin tone and pulse strength."""
+    from tqdm import tqdm
+
+    from rtmag.quality import measure_clip, tone_clips
+
+    rows = []
+    for scfg in tqdm(tone_clips(args.seconds, args.size), unit="clip"):
+        row = measure_clip(scfg, mcfg, net, meta, causal=args.causal)
+        row["pulse_amplitude"] = scfg.pulse_amplitude
+        rows.append(row)
+    amps = sorted({r["pulse_amplitude"] for r in rows})
+    tones = sorted({r["skin_tone"] for r in rows})
+    lines = [
+        "| pulse strength | "
+        + " | ".join(f"tone {t}" for t in tones)
+        + " | off-skin (dB, worst) |",
+        "|---|" + "---|" * (len(tones) + 1),
+    ]
+    summary = {}
+    for a in amps:
+        by = {r["skin_tone"]: r for r in rows if r["pulse_amplitude"] == a}
+        worst = max(r["offskin_db"] for r in by.values())
+        lines.append(
+            f"| {a:g} | " + " | ".join(f"{by[t]['gain']:.1f}" for t in tones) + f" | {worst:+.2f} |"
+        )
+        summary[str(a)] = {"gain": {t: by[t]["gain"] for t in tones}, "offskin_db_max": worst}
+    print(f"gain on skin per tone (asked {mcfg.magnification:g}):")
+    print("\n".join(lines))
+    _write_json(args, summary, rows)
+    return 0
 
 
 def _write_json(args, summary: dict, rows: list) -> None:
