@@ -37,7 +37,8 @@ stage; batch 1 = per frame). The end-to-end causal latency is the time per batch
 between progress calls (decode + magnify + encode); the offline path's output needs
 the whole clip, its latency is the run. The ascent's "of limit" compares its rate with
 the FLOPs per frame against a matmul rate measured in the same run (as
-``bench/bench_engines.py``). Goals are reported, not asserted. The 1-minute load
+``bench/bench_engines.py``), times ``--workers`` (each worker thread has its own
+core(s)). Goals are reported, not asserted. The 1-minute load
 average is recorded before and after every case: above the free cores, the numbers
 include waiting for a core (``under_load`` in the JSON).
 
@@ -296,14 +297,18 @@ class TimedAscent:
         return out
 
 
-def make_magnifier(mode: str, engine: str, n_iter: int, batch: int, trained: bool = False):
+def make_magnifier(
+    mode: str, engine: str, n_iter: int, batch: int, trained: bool = False, workers: int = 1
+):
     """A magnifier of ``mode`` with its ascent timed; the network is random-init unless
     ``trained`` and the mode has shipped weights. Returns (magnifier, timer, network
     description)."""
     from rtmag.magnifier import Magnifier, MagnifierConfig, load_net
     from rtmag.nets import create_net, default_weights_path
 
-    cfg = MagnifierConfig(mode=mode, fps=FPS, engine=engine, n_iter=n_iter, max_batch=batch)
+    cfg = MagnifierConfig(
+        mode=mode, fps=FPS, engine=engine, n_iter=n_iter, max_batch=batch, workers=workers
+    )
     if trained and default_weights_path(mode).exists():
         net, meta = load_net(cfg)
         what = f"shipped {default_weights_path(mode).name}"
@@ -535,7 +540,8 @@ def markdown(res: dict) -> str:
     lines = [
         f"rtmag end-to-end benchmark, {res['date']}, git {res['git_revision']}",
         "",
-        f"{m['cpu']}, {m['cores']} cores, torch threads {res['threads']}, load average "
+        f"{m['cpu']}, {m['cores']} cores, torch threads {res['threads']}, ascent workers "
+        f"{res.get('workers', 1)}, load average "
         f"{fmt(m['load_average_before'][0], '.2f')} before, "
         f"{fmt(m['load_average_after'][0], '.2f')} after"
         + (" (UNDER LOAD: the numbers include waiting for a core)" if res["under_load"] else ""),
@@ -756,6 +762,13 @@ def main(argv=None) -> int:
         "--matmul-seconds", type=float, default=1.0, help="time spent measuring the matmul rate"
     )
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ascent worker threads (MagnifierConfig.workers); the matmul limit is then "
+        "the measured rate times the workers",
+    )
     p.add_argument("--baselines", nargs="*", default=["evm", "vam"])
     p.add_argument("--peers", nargs="*", default=["vidmag", "pyeulervid"])
     p.add_argument(
@@ -803,6 +816,7 @@ def main(argv=None) -> int:
         },
         "versions": versions(),
         "threads": threads,
+        "workers": args.workers,
         "matmul_flops_per_s": rate,
         "settings": {
             "modes": args.modes,
@@ -863,7 +877,7 @@ def main(argv=None) -> int:
                         try:
                             t0 = time.perf_counter()
                             mag, timer, case["network"] = make_magnifier(
-                                mode, engine, args.n_iter, batch, args.trained
+                                mode, engine, args.n_iter, batch, args.trained, args.workers
                             )
                             warm_up(mag, src)
                             case["build_s"] = time.perf_counter() - t0
@@ -873,7 +887,8 @@ def main(argv=None) -> int:
                             case["stages"] = staged_pass(mag, timer, src, staged, batch)
                             os.remove(staged)
                             asc = case["stages"]["ascent"]["fps"]
-                            case["ascent_of_limit"] = asc / res["limit_fps"][mode] if asc else None
+                            limit = res["limit_fps"][mode] * args.workers
+                            case["ascent_of_limit"] = asc / limit if asc else None
                             for kind, causal in (("e2e_offline", False), ("e2e_causal", True)):
                                 dst = str(work / f"{stem}-{kind}.mp4")
                                 case[kind] = e2e(mag, src, dst, causal)

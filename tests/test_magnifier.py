@@ -437,3 +437,39 @@ def test_step_rule_options_on_the_command_line():
     args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--noise-boost", "0.5"])
     with pytest.raises(UserError, match="noise_boost"):
         magnifier_config(args)
+
+
+def test_ascent_workers_split_the_batch_and_give_the_same_change(pulse_net):
+    """workers > 1 runs the engine on parts of the batch in threads at once: the same
+    change, reading and steps as one worker (frames are independent); the first call
+    runs whole (an engine that builds on first use builds once)."""
+    import threading
+
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    rng = np.random.default_rng(12)
+    xs = [torch.from_numpy(rng.normal(scale=0.01, size=(7, 3, 36, 36))).float() for _ in range(3)]
+    one = PairAnalyser(pulse_net, MagnifierConfig(workers=1), 0.2)
+    two = PairAnalyser(pulse_net, MagnifierConfig(workers=2), 0.2)
+    seen = []
+    engine = two.engine
+
+    def spy(x, gamma):
+        seen.append((threading.current_thread().name, len(x)))
+        return engine(x, gamma)
+
+    two.engine = spy
+    for x in xs:
+        d1, y1, g1 = one.ascend(x)
+        d2, y2, g2 = two.ascend(x)
+        torch.testing.assert_close(d2, d1, rtol=1e-5, atol=1e-10)
+        np.testing.assert_array_equal(y2, y1)
+        np.testing.assert_array_equal(g2, g1)
+    assert seen[0] == (threading.main_thread().name, 7)  # the first call: whole
+    later = seen[1:]
+    assert sorted(n for _, n in later) == [3, 3, 4, 4]
+    assert all(name.startswith("rtmag-ascent") for name, _ in later)
+    with pytest.raises(UserError, match="workers"):
+        MagnifierConfig(workers=0)

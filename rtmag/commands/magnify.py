@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 
@@ -66,6 +67,14 @@ def add_magnifier_arguments(p) -> None:
         help="raise the step of elements noisier than the step's scale (dark skin) by "
         "up to B times (pulse default 4, respiration 1; 1 = off)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads the ascent's batch is split over, torch then running "
+        "cores/N threads each (magnify: default min(cores, 4); webcam, demo: 1)",
+    )
     p.add_argument("--engine", default="auto", help="where the ascent runs (rtmag env lists)")
     p.add_argument("--weights", default=None, help="weight file (default: the shipped one)")
     p.add_argument("--batch", type=int, default=32, help="frames per ascent batch")
@@ -75,6 +84,21 @@ def add_magnifier_arguments(p) -> None:
         choices=["frame", "face"],
         help="representation from the whole frame (the paper) or a tracked face box",
     )
+
+
+def auto_workers() -> int:
+    """``rtmag magnify``'s default ``--workers``: one per core, at most 4."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def use_workers(workers: int) -> None:
+    """Give each of ``workers`` ascent threads its share of the cores: torch's
+    intra-op threads become cores // workers (at least 1), so that the threads do not
+    oversubscribe the cores (on 2 cores, 2 workers x 2 torch threads would be 4)."""
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def magnifier_config(args, fps: float = 30.0):
@@ -95,6 +119,7 @@ def magnifier_config(args, fps: float = 30.0):
         decimate=args.decimate,
         focus=getattr(args, "focus", None),
         noise_boost=getattr(args, "noise_boost", None),
+        workers=getattr(args, "workers", None) or 1,
     )
 
 
@@ -185,6 +210,9 @@ def run(args) -> int:
             )
         return _run_baseline(args)
     info = probe(args.input)
+    if args.workers is None:
+        args.workers = auto_workers()
+    use_workers(args.workers)
     config = magnifier_config(args, fps=float(info.fps))
     with tqdm(total=info.frames, unit="frame", desc="magnifying", disable=args.quiet) as bar:
         result = magnify_file(
