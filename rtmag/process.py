@@ -74,9 +74,13 @@ class FileResult:
         }
 
 
-def mirror_writer(src, dst, info, overwrite: bool = False, lossless: bool = False):
+def mirror_writer(
+    src, dst, info, overwrite: bool = False, lossless: bool = False, threads: int = 0
+):
     """A :class:`rtmag.video.VideoWriter` for ``dst`` that keeps ``src``'s size, frame
-    rate, timestamps (its time base) and audio: what every file path of rtmag writes."""
+    rate, timestamps (its time base) and audio: what every file path of rtmag writes.
+    ``threads``: the encoder's (``magnify_file`` encodes behind in a thread of its own
+    and asks for 1)."""
     from rtmag.video import VideoWriter
 
     return VideoWriter(
@@ -88,6 +92,7 @@ def mirror_writer(src, dst, info, overwrite: bool = False, lossless: bool = Fals
         audio_from=src,
         overwrite=overwrite,
         lossless=lossless,
+        threads=threads,
     )
 
 
@@ -145,7 +150,7 @@ def magnify_file(
     t0 = time.perf_counter()
     signal: list[float] = []
     times: list[float] = []
-    writer = mirror_writer(src, dst, info, overwrite=overwrite, lossless=lossless)
+    writer = mirror_writer(src, dst, info, overwrite=overwrite, lossless=lossless, threads=1)
     with writer:
         if causal:
             frames = _causal(magnifier, src, writer, signal, times, progress)

@@ -419,3 +419,26 @@ def test_container_that_cannot_hold_the_codec(tmp_path):
         with pytest.raises(VideoError, match="cannot hold libx264"):
             writer.write(numbered_frames(1)[0])
     assert leftovers(tmp_path) == []
+
+
+def test_writer_x264_preset_and_threads(tmp_path):
+    """The x264 preset and thread count reach the encoder (x264 writes its settings
+    into the stream); the default is the fast preset; bad values get a clear error."""
+    frames = np.random.default_rng(0).integers(0, 255, (6, 48, 64, 3), dtype=np.uint8)
+
+    def settings(**kw):
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.mp4"
+        with VideoWriter(path, 30, **kw) as w:
+            for f in frames:
+                w.write(f)
+        data = path.read_bytes()
+        return data[data.find(b"options:") :][:600]
+
+    fast = settings(threads=1)
+    assert b"subme=6" in fast and b"ref=2" in fast and b" threads=1 " in fast
+    medium = settings(preset="medium")
+    assert b"subme=7" in medium and b"ref=3" in medium
+    with pytest.raises(VideoError, match="preset"):
+        VideoWriter(tmp_path / "x.mp4", 30, preset="quick")
+    with pytest.raises(VideoError, match="threads"):
+        VideoWriter(tmp_path / "x.mp4", 30, threads=-1)
