@@ -672,8 +672,11 @@ def _centre_pixel(mask: np.ndarray, upper: bool) -> tuple[int, int]:
     return int(y), int(x)
 
 
-def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[str]:
-    """The paper's figures for ``result`` (from :func:`evaluate`), as small PNGs.
+def figures(
+    result: dict, outdir, log: Callable[[str], None] = print, name: str | None = None
+) -> list[str]:
+    """The paper's figures for ``result`` (from :func:`evaluate`), as small PNGs;
+    ``<mode>`` in the file names below is ``name`` when given (``pulse_quick``).
 
     * ``scanlines_<mode>.png`` (Fig. 5/6): one task-D (pulse) or task-B (respiration)
       clip: a horizontal line through the cheeks (pulse) or a vertical line through
@@ -730,7 +733,7 @@ def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[st
         ax.set_yticks([])
     axes[0, 0].set_title(f"task {task}, scan line at {where} over {s['seconds']:g} s", fontsize=9)
     fig.tight_layout()
-    written.append(_save(fig, out / f"scanlines_{mode}.png", plt))
+    written.append(_save(fig, out / f"scanlines_{name or mode}.png", plt))
 
     traced = _traced_method(list(strengths))
     run, st = runners[traced], strengths[traced]
@@ -751,7 +754,7 @@ def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[st
         axes[0].set_title(f"task B, pixel (x={x}, y={y}), {traced}", fontsize=9)
         axes[-1].set_xlabel("time (s)")
         fig.tight_layout()
-        written.append(_save(fig, out / f"pixel_traces_{mode}.png", plt))
+        written.append(_save(fig, out / f"pixel_traces_{name or mode}.png", plt))
     else:
         # Fig. 8: phase traces per orientation at a shoulder pixel, task C
         import torch
@@ -786,7 +789,7 @@ def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[st
         )
         axes[-1].set_xlabel("time (s)")
         fig.tight_layout()
-        written.append(_save(fig, out / f"phase_traces_{mode}.png", plt))
+        written.append(_save(fig, out / f"phase_traces_{name or mode}.png", plt))
 
     sw = result["step_sweep"].get(mode) or {}
     if sw:
@@ -801,7 +804,7 @@ def figures(result: dict, outdir, log: Callable[[str], None] = print) -> list[st
             a.set_xlabel("step (multiple of γ)")
         fig.suptitle(f"{mode}: {traced} step-size sweep, task C (Table 2)", fontsize=9)
         fig.tight_layout()
-        written.append(_save(fig, out / f"step_sweep_{mode}.png", plt))
+        written.append(_save(fig, out / f"step_sweep_{name or mode}.png", plt))
     for w in written:
         log(f"wrote {w}")
     return written

@@ -110,7 +110,7 @@ def _run(tmp_path, pulse_weights, *extra):
     args = ["evaluate", "--quick", "--size", "64x48", "--seconds", "1.5", "--rounds", "0"]
     args += ["--weights", str(pulse_weights), "--out", str(out), "--quiet", *extra]
     assert main(args) == 0
-    return out, json.loads((out / "evaluate_pulse.json").read_text())
+    return out, json.loads((out / "evaluate_pulse_quick.json").read_text())
 
 
 def _check_table(res, methods):
@@ -130,7 +130,7 @@ def test_evaluate_smoke(tmp_path, pulse_weights):
     _check_table(result["results"]["pulse"], {"deepmag", "evm", "vam"})
     assert set(result["matching"]) == {"deepmag", "evm", "vam"}
     assert set(result["goals"]["pulse"]) >= {"deepmag_drop_at_most_2db", "met"}
-    assert "| PSNR vs input (dB, Table 1) | evm |" in (out / "evaluate_pulse.md").read_text()
+    assert "| PSNR vs input (dB, Table 1) | evm |" in (out / "evaluate_pulse_quick.md").read_text()
 
 
 def test_evaluate_sweep_and_figures(tmp_path, pulse_weights):
@@ -143,7 +143,7 @@ def test_evaluate_sweep_and_figures(tmp_path, pulse_weights):
     gains = [sweep[k]["gain"] for k in ("0.5", "1.0", "2.0", "4.0")]
     assert gains == sorted(gains)  # a longer step magnifies more
     for name in ("scanlines", "pixel_traces", "step_sweep"):
-        assert (out / f"{name}_pulse.png").stat().st_size > 1000
+        assert (out / f"{name}_pulse_quick.png").stat().st_size > 1000
 
 
 def test_respiration_column_plugs_in(tmp_path):
@@ -155,8 +155,8 @@ def test_respiration_column_plugs_in(tmp_path):
     args = ["evaluate", "--mode", "respiration", "--methods", "phase", "--quick"]
     args += ["--size", "64x64", "--seconds", "3", "--rounds", "0", "--no-sweep"]
     assert main([*args, "--out", str(out), "--quiet"]) == 0
-    result = json.loads((out / "evaluate_respiration.json").read_text())
+    result = json.loads((out / "evaluate_respiration_quick.json").read_text())
     assert result["settings"]["target"] == 10.0
     _check_table(result["results"]["respiration"], {"phase"})
     for name in ("scanlines", "phase_traces"):
-        assert (out / f"{name}_respiration.png").stat().st_size > 1000
+        assert (out / f"{name}_respiration_quick.png").stat().st_size > 1000

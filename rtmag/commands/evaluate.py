@@ -35,7 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--out",
         default="evaluate",
-        help="folder for evaluate_<mode>.json, .md and the figures (default %(default)s)",
+        help="folder for evaluate_<mode>.json, .md and the figures; --quick: "
+        "evaluate_<mode>_quick.* (default %(default)s)",
     )
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--no-sweep", action="store_true", help="skip the step-size sweep (Table 2)")
@@ -80,10 +81,11 @@ def run(args) -> int:
     ) as bar:
         result = evaluate(cfg, log=log, progress=bar.update)
     md = markdown(result)
-    (out / f"evaluate_{cfg.mode}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"evaluate_{cfg.mode}.md").write_text(md + "\n")
+    name = cfg.mode + ("_quick" if args.quick else "")  # a quick run keeps the full one
+    (out / f"evaluate_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"evaluate_{name}.md").write_text(md + "\n")
     print(md)
     if not args.no_figures:
-        figures(result, out, log=log)
-    print(f"wrote {out / f'evaluate_{cfg.mode}.json'} and .md ({result['seconds']:.0f} s)")
+        figures(result, out, log=log, name=name)
+    print(f"wrote {out / f'evaluate_{name}.json'} and .md ({result['seconds']:.0f} s)")
     return 0
