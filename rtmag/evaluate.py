@@ -746,10 +746,10 @@ def figures(
         for k in SWEEP:
             traces[f"{k:g}γ"] = run(clip, k * st)[:, y, x].astype(float)
         fig, axes = plt.subplots(3, 1, figsize=(6, 5), sharex=True)
-        for c, (ax, name) in enumerate(zip(axes, "RGB")):
+        for c, (ax, channel) in enumerate(zip(axes, "RGB")):
             for label, tr in traces.items():
                 ax.plot(t, tr[:, c], lw=0.8, label=label, color="k" if label == "input" else None)
-            ax.set_ylabel(name)
+            ax.set_ylabel(channel)
         axes[0].legend(fontsize=7, ncol=5, loc="upper right")
         axes[0].set_title(f"task B, pixel (x={x}, y={y}), {traced}", fontsize=9)
         axes[-1].set_xlabel("time (s)")
