@@ -269,9 +269,9 @@ class MotionPath:
         if not bool(offsets.abs().amax() > 0):
             return frames.copy()
         out = np.empty_like(frames)
-        with torch.no_grad():
-            # one frame at a time: the working tensors stay small and are reused
-            for i in range(len(frames)):
+
+        def one(i: int) -> None:
+            with torch.no_grad():  # thread-local: set in the thread that computes
                 y = luma(frames[i : i + 1])
                 # reconstruct(apply_phase_offsets(build(y), ...)) - y, computed directly
                 dy = render_change(
@@ -279,6 +279,15 @@ class MotionPath:
                 )
                 res = torch.from_numpy(frames[i].astype(np.float32)).add_(dy[0, 0, :, :, None])
                 out[i] = res.round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+        # one frame at a time (the working tensors stay small), frames spread over the
+        # ascent's workers when there are several
+        pool = self.analyser._pool
+        if pool is None or len(frames) < 2:
+            for i in range(len(frames)):
+                one(i)
+        else:
+            list(pool.map(one, range(len(frames))))
         return out
 
 

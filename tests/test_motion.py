@@ -245,6 +245,10 @@ def test_render_equals_the_pyramid_reference():
     view = bgr[..., ::-1]
     view.flags.writeable = False
     np.testing.assert_array_equal(path.render(view, offsets.numpy()), got)
+    # spread over two ascent workers' threads: the same frames, bit for bit
+    two = _mag(4, workers=2).path
+    two.check_size(frames.shape[1:3])
+    np.testing.assert_array_equal(two.render(frames, offsets.numpy()), got)
 
 
 def test_pyramid_uses_every_scale_the_frame_allows():
