@@ -11,7 +11,8 @@ streaming changes"):
    difference (Eq. 14);
 2. X_1 is pushed N-1 times along the L1-normalised, sign-corrected input gradient of
    the frozen pulse network (Eq. 3), giving X_N; the change X_N - X_1 is weighted by
-   the network's running attention (``MagnifierConfig.focus``; 0 = the paper as is);
+   the network's running attention (``MagnifierConfig.focus``; 0 = the paper as is)
+   and raised where X_1 is noisier than the step's scale (``noise_boost``; 1 = off);
 3. the running sum S of X_N - X_1 is band-passed causally per element and the frame
    C(t+1) is multiplied by exp(2 F(S)), upsampled to full resolution.
 
