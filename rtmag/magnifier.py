@@ -327,7 +327,6 @@ class PairAnalyser:
         self.spread: float | None = None
         self.attention: torch.Tensor | None = None
         self.noise: torch.Tensor | None = None
-        self._scales: list[float] = []
         self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
 
     def reset(self) -> None:
@@ -336,10 +335,11 @@ class PairAnalyser:
         self.spread = None
         self.attention = None
         self.noise = None
-        self._scales = []
 
-    def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> np.ndarray:
-        """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``.
+    def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``, and
+        the running scale ``s`` each pair's step was made with ``(P,)`` (what
+        :meth:`noise_weights` compares against; ``None`` with a fixed gamma).
 
         ``g1``: the first gradient ``|G_1|`` of ``x1`` (None only with a fixed
         ``config.gamma``).
@@ -361,15 +361,14 @@ class PairAnalyser:
         cfg = self.config
         p = x1.shape[0]
         if cfg.gamma is not None:
-            return np.full(p, cfg.gamma)
+            return np.full(p, cfg.gamma), None
         ax = x1.abs().flatten(1)
         g1 = g1.flatten(1)
         if cfg.step_scale == "attention":
             size = _attention_mean(ax, g1)
         else:
             size = _median_nonzero(ax)
-        out = np.empty(p)
-        self._scales = []
+        out, scales = np.empty(p), np.empty(p)
         for i in range(p):
             m, k = float(size[i]), _participation(g1[i])
             if m == 0.0:  # nothing changed at all (a repeated frame): keep the scale
@@ -379,9 +378,9 @@ class PairAnalyser:
             else:
                 self.scale += self._alpha * (m - self.scale)
                 self.spread += self._alpha * (k - self.spread)
-            self._scales.append(self.scale)
+            scales[i] = self.scale
             out[i] = self.gamma_per_gain * (cfg.magnification - 1.0) * self.scale * self.spread
-        return out
+        return out, scales
 
     def focus_weights(self, g1: torch.Tensor) -> torch.Tensor:
         """Weights ``min(1, A / A_ref) ** q`` of each pair's change, like ``g1``
@@ -416,11 +415,11 @@ class PairAnalyser:
                 w[i] = (a / ref).clamp(max=1.0) ** q
         return w
 
-    def noise_weights(self, x1: torch.Tensor) -> torch.Tensor:
+    def noise_weights(self, x1: torch.Tensor, scales) -> torch.Tensor:
         """Weights ``clip(N / (1.1 s), 1, noise_boost)`` of each pair's change, like
         ``x1`` ``(P, ...)``, updating the per-element running size ``N`` frame by frame
-        in stream order; ``s`` is each frame's running scale from :meth:`gammas`
-        (call that first).
+        in stream order; ``s`` is each frame's running scale, ``scales`` ``(P,)`` (from
+        :meth:`gammas`).
 
         ``N`` is the running mean of ``|X_1|`` per element (half-life
         ``config.scale_halflife_s``; each new value winsorised at :data:`NOISE_CLIP`
@@ -448,7 +447,7 @@ class PairAnalyser:
                 v = torch.where(a == 0, n, torch.minimum(a, NOISE_CLIP * n))
                 v = torch.where(n == 0, a, v)
                 self.noise = n + self._alpha * (v - n)
-            s = self._scales[i] if i < len(self._scales) else self.scale
+            s = float(scales[i])
             if s:
                 w[i] = (self.noise / (NOISE_REFERENCE * s)).clamp(min=1.0, max=boost)
         return w.reshape(x1.shape)
@@ -485,7 +484,7 @@ class PairAnalyser:
         # from X_2 (the same N - 1 steps as the engine alone, one pass fewer)
         y, g = self._first(x1)
         g1 = g.abs()
-        gamma = self.gammas(x1, g1)
+        gamma, scales = self.gammas(x1, g1)
         gam = torch.from_numpy(gamma).to(x1.dtype)
         delta = ascent_step(x1, g, gam)  # N >= 2 (MagnifierConfig)
         if cfg.n_iter > 2:
@@ -494,7 +493,8 @@ class PairAnalyser:
         if cfg.focus > 0:
             delta = delta * self.focus_weights(g1).to(device=delta.device, dtype=delta.dtype)
         if cfg.noise_boost > 1 and cfg.gamma is None:
-            delta = delta * self.noise_weights(x1).to(device=delta.device, dtype=delta.dtype)
+            w = self.noise_weights(x1, scales)
+            delta = delta * w.to(device=delta.device, dtype=delta.dtype)
         return delta, y.double().cpu().numpy(), gamma
 
     def __call__(self, lowres: np.ndarray):

@@ -292,21 +292,20 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
         want.append(np.clip(n / (1.1 * scales[i]), 1.0, 4.0))
     xt = torch.from_numpy(x)
     batch = PairAnalyser(pulse_net, cfg, 0.2)
-    batch._scales = scales
-    got = batch.noise_weights(xt)
+    got = batch.noise_weights(xt, scales)
     np.testing.assert_allclose(got.numpy(), np.stack(want), rtol=1e-12)
     assert got.min() == 1.0 and got.max() == 4.0  # only raised, at most by the boost
     assert got[:, 0, :2].mean() > 2 * got[:, 1:].mean()
     one = PairAnalyser(pulse_net, cfg, 0.2)
     singles = []
     for i in range(5):
-        one._scales = [scales[i]]
-        singles.append(one.noise_weights(xt[i : i + 1]))
+        singles.append(one.noise_weights(xt[i : i + 1], scales[i : i + 1]))
     np.testing.assert_allclose(torch.cat(singles).numpy(), got.numpy(), rtol=1e-12)
     one.reset()
-    one._scales = [scales[2]]
     first = np.clip(np.abs(x[2]) / (1.1 * scales[2]), 1.0, 4.0)
-    np.testing.assert_allclose(one.noise_weights(xt[2:3]).numpy()[0], first, rtol=1e-12)
+    np.testing.assert_allclose(
+        one.noise_weights(xt[2:3], scales[2:3]).numpy()[0], first, rtol=1e-12
+    )
 
 
 def test_noise_boost_setting_and_its_place_in_the_ascent(pulse_net):
@@ -330,8 +329,9 @@ def test_noise_boost_setting_and_its_place_in_the_ascent(pulse_net):
     d_off, _, g_off = off.ascend(x1)
     np.testing.assert_allclose(g_on, g_off)
     ref = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0), 0.2)
-    ref._scales = on._scales  # the per-frame running scales the ascent used
-    w = ref.noise_weights(x1).float()
+    # the per-frame running scales the ascent used: the same first gradient, fresh state
+    _, scales = ref.gammas(x1, ref._first(x1)[1].abs())
+    w = ref.noise_weights(x1, scales).float()
     torch.testing.assert_close(d_on, d_off * w, rtol=1e-5, atol=1e-12)
     assert (w > 1).any()
     fixed = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05), 0.2)
