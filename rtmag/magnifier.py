@@ -452,6 +452,14 @@ class PairAnalyser:
                 w[i] = (self.noise / (NOISE_REFERENCE * s)).clamp(min=1.0, max=boost)
         return w.reshape(x1.shape)
 
+    def map(self, fn, *iterables) -> list:
+        """``[fn(*args) ...]`` over ``iterables``, on the ``config.workers`` threads at
+        once when there are several (in order; the first exception is raised), else
+        here. For work that is independent per frame: the engine's parts, a render."""
+        if self._pool is None:
+            return list(map(fn, *iterables))
+        return list(self._pool.map(fn, *iterables))
+
     def _run_engine(self, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         """The engine on ``x``, split over ``config.workers`` threads at once (frames
         are independent). The first call runs whole: an engine that builds on first
@@ -461,11 +469,8 @@ class PairAnalyser:
             self._engine_warm = True
             return out
         n = min(self.config.workers, len(x))
-        futures = [
-            self._pool.submit(self.engine, xp, gp)
-            for xp, gp in zip(torch.tensor_split(x, n), torch.tensor_split(gamma, n))
-        ]
-        return torch.cat([f.result() for f in futures])
+        parts = self.map(self.engine, torch.tensor_split(x, n), torch.tensor_split(gamma, n))
+        return torch.cat(parts)
 
     def ascend(self, x1: torch.Tensor):
         """The ascent on representations ``x1`` ``(P, C, h, w)`` float32, in stream order.

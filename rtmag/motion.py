@@ -282,12 +282,7 @@ class MotionPath:
 
         # one frame at a time (the working tensors stay small), frames spread over the
         # ascent's workers when there are several
-        pool = self.analyser._pool
-        if pool is None or len(frames) < 2:
-            for i in range(len(frames)):
-                one(i)
-        else:
-            list(pool.map(one, range(len(frames))))
+        self.analyser.map(one, range(len(frames)))
         return out
 
 
