@@ -21,6 +21,7 @@ __all__ = [
     "check_precision",
     "cache_dir",
     "module_hash",
+    "ascent_key",
     "machine_id",
     "MixedAscent",
     "build_ascent_module",
@@ -73,6 +74,13 @@ def module_hash(module: nn.Module, *extra: object) -> str:
     h.update(repr(extra).encode())
     h.update(type(module).__name__.encode())
     return h.hexdigest()[:16]
+
+
+def ascent_key(net: nn.Module, n_iter: int, *extra: object) -> str:
+    """:func:`module_hash` of ``net``'s float32 ascent with ``n_iter`` (and ``extra``):
+    what a record about this network's ascent on this machine is keyed by (``auto``'s
+    choice, ``compile``'s marker)."""
+    return module_hash(build_ascent_module(net, n_iter, "fp32", "cpu"), n_iter, *extra)
 
 
 def machine_id(device: str) -> str:

@@ -24,7 +24,7 @@ import time
 import torch
 from torch import nn
 
-from rtmag.engines._common import PRECISIONS, cache_dir, machine_id, module_hash
+from rtmag.engines._common import PRECISIONS, ascent_key, cache_dir, machine_id
 from rtmag.engines.registry import EngineFn, create_engine, engine_precisions, list_engines
 from rtmag.errors import UserError
 
@@ -150,9 +150,8 @@ def create_auto(
     unknown = [c for c in candidates if c not in list_engines()]
     if unknown:
         raise UserError(f"unknown engines {unknown}; known: {', '.join(list_engines())}")
-    from rtmag.engines._common import build_ascent_module
 
-    net_key = module_hash(build_ascent_module(net, n_iter, "fp32", "cpu"), n_iter)
+    net_key = ascent_key(net, n_iter)
     key = f"{machine_id(device)}-{net_key}-{precision}-{device}-{','.join(candidates)}"
     path = cache_dir() / "auto.json"
     record = None if reprobe else _load(path).get(key)

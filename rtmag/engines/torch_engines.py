@@ -11,10 +11,10 @@ from torch import nn
 from rtmag.ascent import gradient_ascent
 from rtmag.engines._common import (
     PRECISIONS,
+    ascent_key,
     build_ascent_module,
     cache_dir,
     machine_id,
-    module_hash,
 )
 from rtmag.engines.registry import EngineFn, register_engine
 
@@ -144,5 +144,5 @@ def compiled_marker(net: nn.Module, n_iter: int, precision: str, device: str):
     (``n_iter``, ``precision``) on this machine, so its kernels load from the cache in
     seconds: then ``auto`` includes ``compile`` among its CPU candidates
     (:func:`rtmag.engines.auto.default_candidates`)."""
-    key = module_hash(build_ascent_module(net, n_iter, "fp32", "cpu"), n_iter, precision)
+    key = ascent_key(net, n_iter, precision)
     return cache_dir("compiled") / f"{machine_id(device)}-{key}-{device}".replace("/", "_")
