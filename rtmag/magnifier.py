@@ -12,7 +12,7 @@ streaming changes"):
 2. X_1 is pushed N-1 times along the L1-normalised, sign-corrected input gradient of
    the frozen pulse network (Eq. 3), giving X_N; the change X_N - X_1 is weighted by
    the network's running attention (``MagnifierConfig.focus``; 0 = the paper as is)
-   and raised where X_1 is noisier than the step's scale (``noise_boost``; 1 = off);
+   and set in proportion to each element's own size (``noise_match``; 1 = off);
 3. the running sum S of X_N - X_1 is band-passed causally per element and the frame
    C(t+1) is multiplied by exp(2 F(S)), upsampled to full resolution.
 
@@ -56,12 +56,13 @@ DEFAULT_FOCUS = {"pulse": 2.0, "respiration": 0.0}
 # focus: elements with at least this share of the attention's 99th percentile keep
 # their whole step
 FOCUS_REFERENCE = 0.4
-# noise_boost: an element whose running mean |X_1| exceeds this multiple of the running
-# scale s(t) gets its step raised in proportion (see PairAnalyser.noise_weights)
-NOISE_REFERENCE = 1.1
-# ... the running mean takes each |X_1| winsorised at this multiple of itself
+# noise_match: the running means of |X_1| and of |X_N - X_1| take each new value
+# winsorised at this multiple of themselves (see PairAnalyser.noise_weights)
 NOISE_CLIP = 3.0
-DEFAULT_NOISE_BOOST = {"pulse": 4.0, "respiration": 1.0}
+# ... and set each element's change to kappa = gamma_per_gain (A - 1) this times its own
+# running |X_1| (the 10 keeps gamma_per_gain near the values of the steps it also sets)
+NOISE_MATCH_SCALE = 10.0
+DEFAULT_NOISE_MATCH = {"pulse": 2.0, "respiration": 1.0}
 
 
 @dataclass
@@ -108,11 +109,17 @@ class MagnifierConfig:
             respiration 0: on synthetic clips focus 2 kept the head still, but on the
             real evm_baby it took the chest's magnification from 4.7x to 1.0x). See
             :meth:`PairAnalyser.focus_weights`.
-        noise_boost: the most an element's change is raised to follow its own size:
-            it is multiplied by ``clip(N / (1.1 s), 1, noise_boost)``, with ``N`` the
-            element's running mean of ``|X_1|`` (half-life ``scale_halflife_s``, each
-            value winsorised at 3 N) and ``s`` the running scale of the step size. 1
-            turns it off; ``None`` = the mode's default (pulse 4, respiration 1). See
+        noise_match: ``B``: each element's change is set to ``kappa`` times its own
+            size, up to ``B`` times the ascent's own: it is multiplied by
+            ``min(kappa N / D, B)``, ``N`` the element's running mean of ``|X_1|``,
+            ``D`` that of its ascent change ``|X_N - X_1|`` and ``kappa``
+            proportional to ``magnification - 1`` (calibrated). The gain is then
+            about the same on every element the focus lets the step reach, whatever
+            its noise (dark or bright skin, red or green). ``B`` keeps it from raising
+            what the network turned away from: on a moving synthetic head (task C)
+            the change outside the pulse band grew by 2.7 dB with no limit, 1.6 at
+            4. 1 turns it off, and a fixed ``gamma`` leaves it off (the paper's step,
+            as given); ``None`` = the mode's default (pulse 2, respiration 1). See
             :meth:`PairAnalyser.noise_weights`.
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
@@ -140,7 +147,7 @@ class MagnifierConfig:
     scale_halflife_s: float = 2.0
     step_scale: str | None = None
     focus: float | None = None
-    noise_boost: float | None = None
+    noise_match: float | None = None
     region: str = "frame"
     device: str = "cpu"
     decimate: int | None = None
@@ -159,13 +166,13 @@ class MagnifierConfig:
         if not (math.isfinite(self.focus) and 0.0 <= self.focus <= 8.0):
             raise UserError(f"focus must be between 0 and 8 (got {self.focus}); 0 turns it off")
         self.focus = float(self.focus)
-        if self.noise_boost is None:
-            self.noise_boost = DEFAULT_NOISE_BOOST[self.mode]
-        if not (math.isfinite(self.noise_boost) and 1.0 <= self.noise_boost <= 16.0):
+        if self.noise_match is None:
+            self.noise_match = DEFAULT_NOISE_MATCH[self.mode]
+        if not (math.isfinite(self.noise_match) and 1.0 <= self.noise_match <= 64.0):
             raise UserError(
-                f"noise_boost must be between 1 and 16 (got {self.noise_boost}); 1 turns it off"
+                f"noise_match must be between 1 and 64 (got {self.noise_match}); 1 turns it off"
             )
-        self.noise_boost = float(self.noise_boost)
+        self.noise_match = float(self.noise_match)
         if self.step_scale not in STEP_SCALES:
             raise UserError(
                 f"unknown step_scale {self.step_scale!r}; choose one of {', '.join(STEP_SCALES)}"
@@ -327,6 +334,8 @@ class PairAnalyser:
         self.spread: float | None = None
         self.attention: torch.Tensor | None = None
         self.noise: torch.Tensor | None = None
+        self.dsize: torch.Tensor | None = None
+        self._sizes_seen = 0
         self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
 
     def reset(self) -> None:
@@ -335,11 +344,11 @@ class PairAnalyser:
         self.spread = None
         self.attention = None
         self.noise = None
+        self.dsize = None
+        self._sizes_seen = 0
 
-    def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
-        """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``, and
-        the running scale ``s`` each pair's step was made with ``(P,)`` (what
-        :meth:`noise_weights` compares against; ``None`` with a fixed gamma).
+    def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> np.ndarray:
+        """Step size of each pair ``(P,)`` in units of X, updating ``s`` and ``K``.
 
         ``g1``: the first gradient ``|G_1|`` of ``x1`` (None only with a fixed
         ``config.gamma``).
@@ -361,14 +370,14 @@ class PairAnalyser:
         cfg = self.config
         p = x1.shape[0]
         if cfg.gamma is not None:
-            return np.full(p, cfg.gamma), None
+            return np.full(p, cfg.gamma)
         ax = x1.abs().flatten(1)
         g1 = g1.flatten(1)
         if cfg.step_scale == "attention":
             size = _attention_mean(ax, g1)
         else:
             size = _median_nonzero(ax)
-        out, scales = np.empty(p), np.empty(p)
+        out = np.empty(p)
         for i in range(p):
             m, k = float(size[i]), _participation(g1[i])
             if m == 0.0:  # nothing changed at all (a repeated frame): keep the scale
@@ -378,9 +387,8 @@ class PairAnalyser:
             else:
                 self.scale += self._alpha * (m - self.scale)
                 self.spread += self._alpha * (k - self.spread)
-            scales[i] = self.scale
             out[i] = self.gamma_per_gain * (cfg.magnification - 1.0) * self.scale * self.spread
-        return out, scales
+        return out
 
     def focus_weights(self, g1: torch.Tensor) -> torch.Tensor:
         """Weights ``min(1, A / A_ref) ** q`` of each pair's change, like ``g1``
@@ -415,41 +423,47 @@ class PairAnalyser:
                 w[i] = (a / ref).clamp(max=1.0) ** q
         return w
 
-    def noise_weights(self, x1: torch.Tensor, scales) -> torch.Tensor:
-        """Weights ``clip(N / (1.1 s), 1, noise_boost)`` of each pair's change, like
-        ``x1`` ``(P, ...)``, updating the per-element running size ``N`` frame by frame
-        in stream order; ``s`` is each frame's running scale, ``scales`` ``(P,)`` (from
-        :meth:`gammas`).
+    def noise_weights(self, x1: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """Weights ``min(kappa N / D, B)`` of each pair's change, like ``x1`` ``(P,
+        ...)``, that set each element's change to ``kappa`` times its own size;
+        ``B`` is ``config.noise_match`` and ``kappa = c (A - 1)``
+        :data:`NOISE_MATCH_SCALE` (``c`` the calibrated ``gamma_per_gain``, ``A`` the
+        magnification). Updates the running sizes frame by frame in stream order.
 
-        ``N`` is the running mean of ``|X_1|`` per element (half-life
-        ``config.scale_halflife_s``; each new value winsorised at :data:`NOISE_CLIP`
-        times ``N`` so that one burst of motion moves it little; exact zeros, blocks a
-        codec copied, leave it as it is).
+        ``N`` is the running mean of ``|X_1|`` per element and ``D`` that of the
+        ascent's own change ``|X_N - X_1|`` (``delta``, before any weight), both with
+        half-life ``config.scale_halflife_s``; after the first ``1 / alpha`` frames
+        each new value is winsorised at :data:`NOISE_CLIP` times the mean so that one
+        burst of motion moves it little (exact zeros, blocks a codec copied, leave it
+        as it is). 0 where the ascent never moved the element.
 
-        Why: a sign-corrected step of size ``d`` on an element whose ``X`` has spread
-        ``sigma`` gains that element's in-band source by about ``d / sigma``. The one
-        scale ``s`` is set where the gradient puts its mass, and 60-80% of that is off
-        the skin (a patterned background), so on dark skin, whose ``X`` is 2.5-4 times
-        noisier than the background's, the step was 2-3 times too small: the gain fell
-        from 19.5 (Fitzpatrick I) to 6.4 (V) and 4.5 (VI) on the same task-A clip. The
-        weight only raises steps (never below 1), so where the single scale is large
-        enough (bright skin, the moving edges of task C) nothing changes.
+        Why: a sign-corrected change of size ``d`` on an element whose ``X`` has spread
+        ``sigma`` gains that element's in-band source by about ``2 d f(0) ~ 0.64 d /
+        sigma`` (``X`` is close to normal there). Eq. 3 sizes ``d`` by the gradient, so
+        the gain followed the network's attention and the element's quietness: on
+        the same task-A clip it was 19.5 at Fitzpatrick tone I and 4.5 at tone VI (dark
+        skin's ``X`` is 2.5-4 times noisier), and several times higher in green than
+        in red. With ``d = kappa N`` the gain is about ``1 + 0.5 kappa`` on every
+        element; the focus weights (applied with these) keep the change where the
+        network looks, and the ascent gives each element its sign and frame-to-frame
+        rhythm. A relative version (``kappa`` replaced by the ascent's own mean change
+        where the gradient looks) let head motion, which inflates that mean, cut the
+        gain on synthetic tasks B and C from 16 and 11 to 8 and 6.
         """
-        boost = self.config.noise_boost
+        cap = self.config.noise_match
+        kappa = self.gamma_per_gain * (self.config.magnification - 1.0) * NOISE_MATCH_SCALE
         ax = x1.abs().flatten(1).double()
+        ad = delta.abs().flatten(1).double()
         w = torch.ones_like(ax)
         for i in range(len(ax)):
-            a = ax[i]
-            if self.noise is None:
-                self.noise = a.clone()
-            else:
-                n = self.noise
-                v = torch.where(a == 0, n, torch.minimum(a, NOISE_CLIP * n))
-                v = torch.where(n == 0, a, v)
-                self.noise = n + self._alpha * (v - n)
-            s = float(scales[i])
-            if s:
-                w[i] = (self.noise / (NOISE_REFERENCE * s)).clamp(min=1.0, max=boost)
+            # winsorised after the first 1/alpha frames (1.4 half-lives)
+            warm = self._sizes_seen * self._alpha >= 1.0
+            self._sizes_seen += 1
+            self.noise = _running_size(self.noise, ax[i], self._alpha, warm)
+            self.dsize = _running_size(self.dsize, ad[i], self._alpha, warm)
+            d = self.dsize
+            r = torch.where(d > 0, self.noise / d.clamp_min(torch.finfo(d.dtype).tiny), 0.0)
+            w[i] = (kappa * r).clamp(max=cap)
         return w.reshape(x1.shape)
 
     def map(self, fn, *iterables) -> list:
@@ -489,16 +503,18 @@ class PairAnalyser:
         # from X_2 (the same N - 1 steps as the engine alone, one pass fewer)
         y, g = self._first(x1)
         g1 = g.abs()
-        gamma, scales = self.gammas(x1, g1)
+        gamma = self.gammas(x1, g1)
         gam = torch.from_numpy(gamma).to(x1.dtype)
         delta = ascent_step(x1, g, gam)  # N >= 2 (MagnifierConfig)
         if cfg.n_iter > 2:
             rest = self._run_engine(x1 + delta, gam)
             delta = delta.to(device=rest.device) + rest
-        if cfg.focus > 0:
-            delta = delta * self.focus_weights(g1).to(device=delta.device, dtype=delta.dtype)
-        if cfg.noise_boost > 1 and cfg.gamma is None:
-            w = self.noise_weights(x1, scales)
+        fw = self.focus_weights(g1) if cfg.focus > 0 else None
+        w = fw
+        if cfg.noise_match > 1 and cfg.gamma is None:
+            m = self.noise_weights(x1, delta)
+            w = m if w is None else w * m
+        if w is not None:
             delta = delta * w.to(device=delta.device, dtype=delta.dtype)
         return delta, y.double().cpu().numpy(), gamma
 
@@ -549,6 +565,20 @@ def _first_gradient(net):
     return first
 
 
+def _running_size(
+    mean: torch.Tensor | None, a: torch.Tensor, alpha: float, warm: bool = True
+) -> torch.Tensor:
+    """One step of the running mean of sizes ``a >= 0`` per element: each new value
+    winsorised at :data:`NOISE_CLIP` times the mean once ``warm``; exact zeros (blocks
+    a codec copied) leave it as it is; the first value starts it. (Winsorised from the
+    start, an element whose first value happened to be near 0 took seconds to grow.)"""
+    if mean is None:
+        return a.clone()
+    v = torch.where(a == 0, mean, torch.minimum(a, NOISE_CLIP * mean) if warm else a)
+    v = torch.where(mean == 0, a, v)
+    return mean + alpha * (v - mean)
+
+
 def _median_nonzero(a: torch.Tensor) -> np.ndarray:
     """Median of each row's non-zero elements ``(P, n) -> (P,)``; 0 for an all-zero row.
 
@@ -594,7 +624,7 @@ def step_rule(config: MagnifierConfig) -> dict:
     return {
         "step_scale": config.step_scale,
         "focus": config.focus,
-        "noise_boost": config.noise_boost,
+        "noise_match": config.noise_match,
     }
 
 
@@ -602,7 +632,10 @@ def _step_rule_changes(calib: dict, config: MagnifierConfig):
     """``(name, calibrated, now)`` for each step-rule setting that differs. Files
     calibrated before a setting existed carry none: the rule of that time (the median
     scale, no focus)."""
-    before = {"step_scale": "median", "focus": 0.0, "noise_boost": 1.0}
+    before = {"step_scale": "median", "focus": 0.0, "noise_match": 1.0}
+    if "noise_boost" in calib and "noise_match" not in calib:  # the one-sided rule
+        yield "noise_boost", calib["noise_boost"], "noise_match " + str(config.noise_match)
+        calib = {**calib, "noise_match": config.noise_match}
     for name, now in step_rule(config).items():
         was = calib.get(name, before[name])
         if was != now:

@@ -142,10 +142,13 @@ def quality_clips(per_task: int, seconds: float, size, fps: float = 30.0, tasks=
 TONE_AMPLITUDES = (0.004, 0.010)
 
 
-def tone_clips(seconds: float, size, fps: float = 30.0):
-    """One held-out task-A clip (the same scene and seed) at every skin tone I-VI and
-    each of :data:`TONE_AMPLITUDES`: the gain's dependence on skin tone alone, which the
-    task clips of :func:`quality_clips` mix with the task (their tones cycle with it)."""
+def tone_clips(seconds: float, size, fps: float = 30.0, seeds: int = 1, seed_offset: int = 0):
+    """Held-out task-A clips at every skin tone I-VI and each of
+    :data:`TONE_AMPLITUDES`, ``seeds`` scenes each (the same scenes at every tone and
+    strength): the gain's dependence on skin tone alone, which the task clips of
+    :func:`quality_clips` mix with the task (their tones cycle with it). One clip's
+    gain on dark skin varies by +-40% from scene to scene (the noise the magnifier
+    amplifies with the pulse projects onto it), so compare tones over several."""
     from rtmag.synth import SynthConfig
 
     return [
@@ -154,10 +157,11 @@ def tone_clips(seconds: float, size, fps: float = 30.0):
             seconds=seconds,
             fps=fps,
             size=tuple(size),
-            seed=QUALITY_SEED_BASE + 7,
+            seed=QUALITY_SEED_BASE + 7 + seed_offset + 11 * k,
             skin_tone=tone,
             pulse_amplitude=amp,
         )
+        for k in range(seeds)
         for amp in TONE_AMPLITUDES
         for tone in range(1, 7)
     ]

@@ -242,7 +242,7 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
             "gamma_per_gain": 0.3,
             "step_scale": "attention",
             "focus": 2.0,
-            "noise_boost": 4.0,
+            "noise_match": 2.0,
         }
     }
     import warnings
@@ -257,85 +257,126 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=old)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Magnifier(MagnifierConfig(focus=0.0, noise_boost=1.0), net=pulse_net, meta=old)
-    # ... and one from before the noise boost (none recorded) under the boost
+        Magnifier(MagnifierConfig(focus=0.0, noise_match=1.0), net=pulse_net, meta=old)
+    # ... and one from before the noise match (none recorded) under the match
     older = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention", "focus": 2.0}}
-    with pytest.warns(UserWarning, match="noise_boost"):
+    with pytest.warns(UserWarning, match="noise_match"):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=older)
+    # ... and one made under the one-sided noise boost that came before it
+    boosted = {"calibration": {**older["calibration"], "noise_boost": 4.0}}
+    with pytest.warns(UserWarning, match="noise_boost"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=boosted)
+
+
+def _running(mean, a, alpha, warm=True):
+    if mean is None:
+        return a.copy()
+    v = np.where(a == 0, mean, np.minimum(a, 3 * mean) if warm else a)
+    v = np.where(mean == 0, a, v)
+    return mean + alpha * (v - mean)
 
 
 def test_noise_weights_against_a_direct_computation(pulse_net):
-    """clip(N / (1.1 s), 1, boost) with N the running mean of |X_1| per element (each
-    value winsorised at 3 N, exact zeros leaving N alone) and s each frame's running
-    scale, in float64; the same one by one or in a batch; reset forgets N."""
+    """min(kappa N / D, B), kappa = c (A - 1) 10: N and D the running means of |X_1|
+    and of the ascent's change |X_N - X_1| per element (after the first 1/alpha frames
+    each value winsorised at 3 times the mean; exact zeros leaving it alone), 0 where
+    D is 0; in float64, the same one by one or in a batch; reset forgets N and D."""
     import torch
 
-    from rtmag.magnifier import MagnifierConfig, PairAnalyser, _ema_alpha
+    from rtmag.magnifier import NOISE_MATCH_SCALE, MagnifierConfig, PairAnalyser, _ema_alpha
 
-    cfg = MagnifierConfig(fps=30.0, noise_boost=4.0)
+    cfg = MagnifierConfig(fps=30.0, noise_match=1.2, scale_halflife_s=1 / 30)
     rng = np.random.default_rng(11)
     x = rng.normal(scale=0.01, size=(5, 3, 6, 6))
-    x[:, 0, :2] *= 6.0  # a noisy patch (dark skin): its step is raised
+    x[:, 0, :2] *= 6.0  # a noisy patch (dark skin): its change is raised
     x[3, 1, 3:] = 0.0  # blocks a codec copied
     x[4, 2, 0, 0] = 1.0  # one burst: winsorised
-    scales = [0.01, 0.011, 0.012, 0.012, 0.013]
+    d = np.abs(rng.normal(scale=0.02, size=x.shape)) * np.sign(x)
+    d[:, 2] *= 10.0  # where the gradient pushed hardest: lowered
+    d[:, 1, 0, 0] = 0.0  # never moved
+    kappa = 0.002 * (cfg.magnification - 1.0) * NOISE_MATCH_SCALE
     alpha = _ema_alpha(cfg.scale_halflife_s, 1 / cfg.fps)
-    n, want = None, []
+    n = dm = None
+    want = []
     for i in range(5):
-        a = np.abs(x[i])
-        if n is None:
-            n = a.copy()
-        else:
-            v = np.where(a == 0, n, np.minimum(a, 3 * n))
-            v = np.where(n == 0, a, v)
-            n = n + alpha * (v - n)
-        want.append(np.clip(n / (1.1 * scales[i]), 1.0, 4.0))
-    xt = torch.from_numpy(x)
-    batch = PairAnalyser(pulse_net, cfg, 0.2)
-    got = batch.noise_weights(xt, scales)
+        n = _running(n, np.abs(x[i]), alpha, warm=i >= 2)
+        dm = _running(dm, np.abs(d[i]), alpha, warm=i >= 2)
+        r = np.where(dm > 0, n / np.where(dm > 0, dm, 1.0), 0.0)
+        want.append(np.minimum(kappa * r, 1.2))
+    xt, dt = torch.from_numpy(x), torch.from_numpy(d)
+    batch = PairAnalyser(pulse_net, cfg, 0.002)
+    got = batch.noise_weights(xt, dt)
     np.testing.assert_allclose(got.numpy(), np.stack(want), rtol=1e-12)
-    assert got.min() == 1.0 and got.max() == 4.0  # only raised, at most by the boost
-    assert got[:, 0, :2].mean() > 2 * got[:, 1:].mean()
-    one = PairAnalyser(pulse_net, cfg, 0.2)
-    singles = []
-    for i in range(5):
-        singles.append(one.noise_weights(xt[i : i + 1], scales[i : i + 1]))
+    assert got.max() == 1.2 and (got[:, 1, 0, 0] == 0).all()
+    assert got[:, 0, :2].mean() > 2 * got[:, 0, 2:].mean()
+    assert got[:, 2].mean() < got[:, 1].mean()
+    one = PairAnalyser(pulse_net, cfg, 0.002)
+    singles = [one.noise_weights(xt[i : i + 1], dt[i : i + 1]) for i in range(5)]
     np.testing.assert_allclose(torch.cat(singles).numpy(), got.numpy(), rtol=1e-12)
     one.reset()
-    first = np.clip(np.abs(x[2]) / (1.1 * scales[2]), 1.0, 4.0)
+    r = np.where(d[2] != 0, np.abs(x[2]) / np.where(d[2] != 0, np.abs(d[2]), 1.0), 0.0)
     np.testing.assert_allclose(
-        one.noise_weights(xt[2:3], scales[2:3]).numpy()[0], first, rtol=1e-12
+        one.noise_weights(xt[2:3], dt[2:3]).numpy()[0], np.minimum(kappa * r, 1.2), rtol=1e-12
     )
 
 
-def test_noise_boost_setting_and_its_place_in_the_ascent(pulse_net):
-    """Pulse boosts by default, respiration not; 1 is off; the boost multiplies the
-    change (after focus) only under the step rule (a fixed gamma is the user's)."""
+def test_noise_match_makes_the_change_follow_each_elements_own_size(pulse_net):
+    """The point of the weights: on a steady stream the weighted change of each
+    element is kappa times its own running size |X_1| (so the sign-corrected gain,
+    about 0.64 |change| / sigma, is the same everywhere), whatever size the gradient
+    gave it; kappa grows with the magnification asked."""
     import torch
 
     from rtmag.magnifier import MagnifierConfig, PairAnalyser
 
-    assert MagnifierConfig().noise_boost == 4.0
-    assert MagnifierConfig(mode="respiration").noise_boost == 1.0
-    for bad in (0.5, float("nan"), 17.0):
-        with pytest.raises(UserError, match="noise_boost"):
-            MagnifierConfig(noise_boost=bad)
+    rng = np.random.default_rng(5)
+    sigma = np.exp(rng.uniform(-1, 1, size=(3, 8, 8))) * 0.01  # noise per element
+    size = np.exp(rng.uniform(-1, 1, size=(3, 8, 8))) * 0.05  # the ascent's change
+    ratios = {}
+    for a in (5.0, 20.0):
+        an = PairAnalyser(pulse_net, MagnifierConfig(magnification=a, noise_match=64.0), 0.2)
+        for _ in range(300):
+            x = rng.normal(size=(1, 3, 8, 8)) * sigma
+            dt = torch.from_numpy(size * np.sign(x))
+            w = an.noise_weights(torch.from_numpy(x), dt)
+        out = (w * dt.abs())[0].numpy()
+        ratio = out / an.noise.reshape(out.shape).numpy()
+        assert ratio.std() / ratio.mean() < 1e-9
+        ratios[a] = ratio.mean()
+        an.reset()
+        assert an.noise is None and an.dsize is None
+    assert ratios[20.0] / ratios[5.0] == pytest.approx(19.0 / 4.0)
+
+
+def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
+    """Pulse matches by default, respiration not; 1 is off, and so is a fixed gamma
+    (the paper's step as given); the weights multiply the change with the focus
+    weights, and are computed from the change before either."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    assert MagnifierConfig().noise_match == 2.0
+    assert MagnifierConfig(mode="respiration").noise_match == 1.0
+    for bad in (0.5, float("nan"), 65.0):
+        with pytest.raises(UserError, match="noise_match"):
+            MagnifierConfig(noise_match=bad)
     rng = np.random.default_rng(3)
     x1 = torch.from_numpy(rng.normal(scale=0.01, size=(4, 3, 36, 36))).float()
     x1[:, 1, :10] *= 8.0
-    on = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0), 0.2)
-    off = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, noise_boost=1.0), 0.2)
+    on = PairAnalyser(pulse_net, MagnifierConfig(), 0.2)
+    off = PairAnalyser(pulse_net, MagnifierConfig(noise_match=1.0), 0.2)
+    raw = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, noise_match=1.0), 0.2)
     d_on, _, g_on = on.ascend(x1)
     d_off, _, g_off = off.ascend(x1)
+    d_raw, _, _ = raw.ascend(x1)
     np.testing.assert_allclose(g_on, g_off)
-    ref = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0), 0.2)
-    # the per-frame running scales the ascent used: the same first gradient, fresh state
-    _, scales = ref.gammas(x1, ref._first(x1)[1].abs())
-    w = ref.noise_weights(x1, scales).float()
+    ref = PairAnalyser(pulse_net, MagnifierConfig(), 0.2)
+    w = ref.noise_weights(x1, d_raw).float()
     torch.testing.assert_close(d_on, d_off * w, rtol=1e-5, atol=1e-12)
-    assert (w > 1).any()
-    fixed = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05), 0.2)
-    plain = PairAnalyser(pulse_net, MagnifierConfig(focus=0.0, gamma=0.05, noise_boost=1), 0.2)
+    assert (w > 1).any() and (w < 1).any() and w.max() <= 2.0
+    fixed = PairAnalyser(pulse_net, MagnifierConfig(gamma=0.05), 0.2)
+    plain = PairAnalyser(pulse_net, MagnifierConfig(gamma=0.05, noise_match=1), 0.2)
     torch.testing.assert_close(fixed.ascend(x1)[0], plain.ascend(x1)[0])
 
 
@@ -417,7 +458,7 @@ def test_focus_scales_the_ascent_change_and_zero_is_the_paper(pulse_net):
 
 
 def test_step_rule_options_on_the_command_line():
-    """--focus and --noise-boost reach the MagnifierConfig of magnify, webcam and demo;
+    """--focus and --noise-match reach the MagnifierConfig of magnify, webcam and demo;
     left out, the mode's defaults."""
     import argparse
     import importlib
@@ -430,12 +471,12 @@ def test_step_rule_options_on_the_command_line():
         return p.parse_args(argv[1:])
 
     for cmd in (["magnify", "in.mp4", "-o", "out.mp4"], ["webcam"], ["demo"]):
-        cfg = magnifier_config(parse(cmd + ["--focus", "1", "--noise-boost", "2.5"]))
-        assert (cfg.focus, cfg.noise_boost) == (1.0, 2.5)
+        cfg = magnifier_config(parse(cmd + ["--focus", "1", "--noise-match", "2.5"]))
+        assert (cfg.focus, cfg.noise_match) == (1.0, 2.5)
         cfg = magnifier_config(parse(cmd))
-        assert (cfg.focus, cfg.noise_boost) == (2.0, 4.0)
-    args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--noise-boost", "0.5"])
-    with pytest.raises(UserError, match="noise_boost"):
+        assert (cfg.focus, cfg.noise_match) == (2.0, 2.0)
+    args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--noise-match", "0.5"])
+    with pytest.raises(UserError, match="noise_match"):
         magnifier_config(args)
 
 

@@ -256,7 +256,7 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         "gamma_per_gain": 0.25,
         "step_scale": "median",
         "focus": 2.0,
-        "noise_boost": 4.0,
+        "noise_match": 2.0,
         "clips": "task A, test",
         "magnification": 11.0,
     }
@@ -268,8 +268,10 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
 
 
 def test_tone_sweep_clips_and_command(pulse_weights, tmp_path, capsys):
-    """`rtmag quality --tones`: one task-A scene at every skin tone and two pulse
-    strengths (only the tone and the strength vary), a table row per strength, JSON."""
+    """`rtmag quality --tones`: task-A scenes at every skin tone and two pulse
+    strengths (only the tone and the strength vary within a scene), a table row per
+    strength of the mean gain over the scenes, how far it strays from the gain asked,
+    JSON."""
     import json
 
     from rtmag.cli import main
@@ -282,12 +284,20 @@ def test_tone_sweep_clips_and_command(pulse_weights, tmp_path, capsys):
     ]
     assert {(c.task, c.seed, c.size) for c in clips} == {("A", clips[0].seed, (64, 48))}
     assert Renderer(clips[0]).meta()["config"]["skin_tone"] == 1
+    two = tone_clips(2.0, (64, 48), seeds=2)
+    assert len(two) == 24 and two[:12] == clips
+    assert len({c.seed for c in two}) == 2
+    assert not {c.seed for c in tone_clips(2.0, (64, 48), seed_offset=100)} & {c.seed for c in two}
     out = tmp_path / "tones.json"
-    argv = ["quality", "--tones", "--weights", str(pulse_weights), "--noise-boost", "1"]
+    argv = ["quality", "--tones", "--weights", str(pulse_weights), "--noise-match", "1"]
+    argv += ["--per-task", "1"]
     argv += ["--seconds", "1", "--size", "64x48", "--engine", "adjoint", "--json", str(out)]
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "tone 6" in table and table.count("| 0.004 |") == 1 and "| 0.01 |" in table
     saved = json.loads(out.read_text())
     assert len(saved["rows"]) == 12
-    assert sorted(saved["summary"]) == ["0.004", "0.01"]
+    assert sorted(saved["summary"]) == ["0.004", "0.01", "range"]
+    means = [g for a in ("0.004", "0.01") for g in saved["summary"][a]["gain"].values()]
+    assert saved["summary"]["range"]["low"] == pytest.approx(min(means) / 20.0 - 1.0)
+    assert "of the gain asked" in table

@@ -60,12 +60,13 @@ def add_magnifier_arguments(p) -> None:
         "0; 0 = the paper's ascent as it is)",
     )
     p.add_argument(
-        "--noise-boost",
+        "--noise-match",
         type=float,
         default=None,
         metavar="B",
-        help="raise the step of elements noisier than the step's scale (dark skin) by "
-        "up to B times (pulse default 4, respiration 1; 1 = off)",
+        help="size each element's change by its own noise (raised at most B times), so "
+        "the gain is the same on dark and bright skin (pulse default 2, respiration 1; "
+        "1 = off)",
     )
     p.add_argument(
         "--workers",
@@ -118,7 +119,7 @@ def magnifier_config(args, fps: float = 30.0):
         region=args.region,
         decimate=args.decimate,
         focus=getattr(args, "focus", None),
-        noise_boost=getattr(args, "noise_boost", None),
+        noise_match=getattr(args, "noise_match", None),
         workers=getattr(args, "workers", None) or 1,
     )
 
