@@ -446,10 +446,10 @@ class PairAnalyser:
         in red. With ``d = kappa N`` the gain is about ``1 + 0.5 kappa`` on every
         element where the cap ``B`` does not bind (it keeps the change within ``B``
         times the ascent's own, so elements the network turned away from, a moving
-        head's edge, are not raised far: uncapped, task C's change outside the
-        pulse band grew 2.7 dB); the focus weights (applied with these) keep the change where the
-        network looks, and the ascent gives each element its sign and frame-to-frame
-        rhythm. A relative version (``kappa`` replaced by the ascent's own mean change
+        head's edge, are not raised far: uncapped, task C's change outside the pulse
+        band grew 2.7 dB); the focus weights (applied with these) keep the change
+        where the network looks, and the ascent gives each element its sign and
+        frame-to-frame rhythm. A relative version (``kappa`` replaced by the ascent's own mean change
         where the gradient looks) let head motion, which inflates that mean, cut the
         gain on synthetic tasks B and C from 16 and 11 to 8 and 6.
         """
@@ -512,8 +512,7 @@ class PairAnalyser:
         if cfg.n_iter > 2:
             rest = self._run_engine(x1 + delta, gam)
             delta = delta.to(device=rest.device) + rest
-        fw = self.focus_weights(g1) if cfg.focus > 0 else None
-        w = fw
+        w = self.focus_weights(g1) if cfg.focus > 0 else None
         if cfg.noise_match > 1 and cfg.gamma is None:
             m = self.noise_weights(x1, delta)
             w = m if w is None else w * m

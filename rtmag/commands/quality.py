@@ -81,10 +81,10 @@ def run(args) -> int:
     net, meta = load_weights(path, mode="pulse")
     base = MagnifierConfig(focus=args.focus, noise_match=args.noise_match)
     if args.calibrate:
-        # every tone at both strengths, scenes the --tones sweep does not use: the
-        # median gain is then the middle of the range over skin tones
-        # at the magnification asked (default 20): the gain is not linear in the step,
-        # and calibrated at 11 the default read 7% under
+        # every tone at both strengths, on scenes the --tones sweep does not use (the
+        # median gain is then the middle of the range over skin tones), and at the
+        # magnification asked (default 20): the gain is not linear in the step, and
+        # calibrated at 11 the default read 7% under
         cal = tone_clips(10.0, (320, 240), seed_offset=100)
         c = calibrate(net, meta, cal, magnification=args.magnification, mcfg=base)
         meta = _save_calibration(
