@@ -267,6 +267,42 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         Magnifier(MagnifierConfig(), net=net, meta=saved)
 
 
+def test_pulse_calibrate_command_fits_every_tone_at_the_magnification_asked(
+    pulse_weights, monkeypatch, capsys
+):
+    """`rtmag quality --calibrate` (pulse) fits on task-A clips of every tone at both
+    pulse strengths, on scenes the --tones sweep does not use, at the magnification
+    asked, and writes the constant with that magnification into the weight file."""
+    import rtmag.quality as quality
+    from rtmag.cli import main
+    from rtmag.nets import load_weights
+    from rtmag.quality import TONE_AMPLITUDES, tone_clips
+
+    seen = {}
+
+    def fake_calibrate(net, meta, clips, magnification=11.0, mcfg=None, **kw):
+        seen.update(clips=clips, magnification=magnification, noise_match=mcfg.noise_match)
+        return 0.321
+
+    monkeypatch.setattr(quality, "calibrate", fake_calibrate)
+    argv = ["quality", "--calibrate", "--tones", "--per-task", "1", "--weights"]
+    argv += [str(pulse_weights), "--magnification", "15", "--seconds", "1"]
+    argv += ["--size", "64x48", "--engine", "adjoint"]
+    assert main(argv) == 0
+    clips = seen["clips"]
+    assert {(c.skin_tone, c.pulse_amplitude) for c in clips} == {
+        (t, a) for a in TONE_AMPLITUDES for t in range(1, 7)
+    }
+    assert {c.task for c in clips} == {"A"}
+    swept = {c.seed for c in tone_clips(10.0, (320, 240), seeds=3)}
+    assert not {c.seed for c in clips} & swept
+    assert seen["magnification"] == 15.0 and seen["noise_match"] == 2.0
+    _, saved = load_weights(pulse_weights, mode="pulse")
+    assert saved["calibration"]["gamma_per_gain"] == 0.321
+    assert saved["calibration"]["magnification"] == 15.0
+    assert "calibrated: gamma_per_gain = 0.321" in capsys.readouterr().out
+
+
 def test_tone_sweep_clips_and_command(pulse_weights, tmp_path, capsys):
     """`rtmag quality --tones`: task-A scenes at every skin tone and two pulse
     strengths (only the tone and the strength vary within a scene), a table row per
