@@ -62,7 +62,10 @@ NOISE_CLIP = 3.0
 # ... and set each element's change to kappa = gamma_per_gain (A - 1) this times its own
 # running |X_1| (the 10 keeps gamma_per_gain near the values of the steps it also sets)
 NOISE_MATCH_SCALE = 10.0
-DEFAULT_NOISE_MATCH = {"pulse": 2.0, "respiration": 1.0}
+_INV_SQRT3 = 1.0 / math.sqrt(3.0)
+# what N is (recorded with a calibration): the noise of X_1 from its second difference
+NOISE_SIZE = "x1_second_difference"
+DEFAULT_NOISE_MATCH = {"pulse": 4.0, "respiration": 1.0}
 
 
 @dataclass
@@ -111,15 +114,17 @@ class MagnifierConfig:
             :meth:`PairAnalyser.focus_weights`.
         noise_match: ``B``: each element's change is set to ``kappa`` times its own
             size, up to ``B`` times the ascent's own: it is multiplied by
-            ``min(kappa N / D, B)``, ``N`` the element's running mean of ``|X_1|``,
-            ``D`` that of its ascent change ``|X_N - X_1|`` and ``kappa``
+            ``min(kappa N / D, B)``, ``N`` the element's running noise in ``X_1``
+            (from its second difference, in which head motion cancels), ``D`` the
+            running mean of its ascent change ``|X_N - X_1|`` and ``kappa``
             proportional to ``magnification - 1`` (calibrated). The gain is then
             about the same on every element the focus lets the step reach, whatever
             its noise (dark or bright skin, red or green). ``B`` keeps it from raising
-            what the network turned away from: on a moving synthetic head (task C)
-            the change outside the pulse band grew by 2.7 dB with no limit, 1.6 at
-            4. 1 turns it off, and a fixed ``gamma`` leaves it off (the paper's step,
-            as given); ``None`` = the mode's default (pulse 2, respiration 1). See
+            what the network turned away from: on one moving synthetic head (task C)
+            the change outside the pulse band was +0.8 dB at 4 and +1.0 at 8 (when
+            ``N`` was ``|X_1|``, which motion inflates: +1.6 at 4, +2.7 with no
+            limit). 1 turns it off, and a fixed ``gamma`` leaves it off (the paper's step,
+            as given); ``None`` = the mode's default (pulse 4, respiration 1). See
             :meth:`PairAnalyser.noise_weights`.
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
@@ -335,6 +340,7 @@ class PairAnalyser:
         self.attention: torch.Tensor | None = None
         self.noise: torch.Tensor | None = None
         self.dsize: torch.Tensor | None = None
+        self._last_x1: torch.Tensor | None = None
         self._sizes_seen = 0
         self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
 
@@ -345,6 +351,7 @@ class PairAnalyser:
         self.attention = None
         self.noise = None
         self.dsize = None
+        self._last_x1 = None
         self._sizes_seen = 0
 
     def gammas(self, x1: torch.Tensor, g1: torch.Tensor | None) -> np.ndarray:
@@ -430,7 +437,9 @@ class PairAnalyser:
         :data:`NOISE_MATCH_SCALE` (``c`` the calibrated ``gamma_per_gain``, ``A`` the
         magnification). Updates the running sizes frame by frame in stream order.
 
-        ``N`` is the running mean of ``|X_1|`` per element and ``D`` that of the
+        ``N`` is the running mean of the noise of ``X_1`` per element, ``|X_1(t) -
+        X_1(t-1)| / sqrt(3)`` (for white frame noise the same size as ``|X_1|``; motion
+        and the pulse, smooth from pair to pair, cancel in it), and ``D`` that of the
         ascent's own change ``|X_N - X_1|`` (``delta``, before any weight), both with
         half-life ``config.scale_halflife_s``; after the first ``1 / alpha`` frames
         each new value is winsorised at :data:`NOISE_CLIP` times the mean so that one
@@ -446,23 +455,42 @@ class PairAnalyser:
         in red. With ``d = kappa N`` the gain is about ``1 + 0.5 kappa`` on every
         element where the cap ``B`` does not bind (it keeps the change within ``B``
         times the ascent's own, so elements the network turned away from, a moving
-        head's edge, are not raised far: uncapped, task C's change outside the pulse
-        band grew 2.7 dB); the focus weights (applied with these) keep the change
-        where the network looks, and the ascent gives each element its sign and
-        frame-to-frame rhythm. A relative version (``kappa`` replaced by the ascent's own mean change
-        where the gradient looks) let head motion, which inflates that mean, cut the
-        gain on synthetic tasks B and C from 16 and 11 to 8 and 6.
+        head's edge, are not raised far); the focus weights (applied with these) keep
+        the change where the network looks, and the ascent gives each element its
+        sign and frame-to-frame rhythm. A relative version (``kappa`` replaced by the
+        ascent's own mean change where the gradient looks) let head motion, which
+        inflates that mean, cut the gain on synthetic tasks B and C from 16 and 11 to
+        8 and 6.
+
+        Why the noise and not ``|X_1|`` (the first version): the match is for the
+        noise the sign correction works against; where a head turns, ``|X_1|`` also
+        holds the motion, and matching it raised the change that follows the motion
+        (task C's change outside the band: +1.6 dB at ``B`` = 4, +2.7 with no cap),
+        so the cap had to stay at 2, and at 2 it held dark skin back (tone VI read
+        29-36% under the gain asked).
         """
         cap = self.config.noise_match
         kappa = self.gamma_per_gain * (self.config.magnification - 1.0) * NOISE_MATCH_SCALE
-        ax = x1.abs().flatten(1).double()
+        x = x1.flatten(1).double()
         ad = delta.abs().flatten(1).double()
-        w = torch.ones_like(ax)
-        for i in range(len(ax)):
+        w = torch.ones_like(x)
+        for i in range(len(x)):
             # winsorised after the first 1/alpha frames (1.4 half-lives)
             warm = self._sizes_seen * self._alpha >= 1.0
             self._sizes_seen += 1
-            self.noise = _running_size(self.noise, ax[i], self._alpha, warm)
+            # the noise of X_1 alone: white frame noise makes X_1 an MA(1) whose
+            # second difference has sqrt(3) times its spread, while motion and the
+            # pulse, smooth from pair to pair, cancel in it (the stream's first pair
+            # has none: its |X_1| starts the mean; a codec-copied 0 on either side
+            # carries no noise, and 0 leaves the mean as it is)
+            if self._last_x1 is None:
+                a = x[i].abs()
+            else:
+                last = self._last_x1
+                a = (x[i] - last).abs() * _INV_SQRT3
+                a = torch.where((x[i] == 0) | (last == 0), 0.0, a)
+            self._last_x1 = x[i].clone()
+            self.noise = _running_size(self.noise, a, self._alpha, warm)
             self.dsize = _running_size(self.dsize, ad[i], self._alpha, warm)
             d = self.dsize
             r = torch.where(d > 0, self.noise / d.clamp_min(torch.finfo(d.dtype).tiny), 0.0)
@@ -627,6 +655,7 @@ def step_rule(config: MagnifierConfig) -> dict:
         "step_scale": config.step_scale,
         "focus": config.focus,
         "noise_match": config.noise_match,
+        "noise_size": NOISE_SIZE if config.noise_match > 1 else None,
     }
 
 
@@ -635,6 +664,8 @@ def _step_rule_changes(calib: dict, config: MagnifierConfig):
     calibrated before a setting existed carry none: the rule of that time (the median
     scale, no focus)."""
     before = {"step_scale": "median", "focus": 0.0, "noise_match": 1.0}
+    # the first noise match sized the change by |X_1| itself
+    before["noise_size"] = "abs_x1" if calib.get("noise_match", 1.0) > 1 else None
     if "noise_boost" in calib and "noise_match" not in calib:  # the one-sided rule
         yield "noise_boost", calib["noise_boost"], "noise_match " + str(config.noise_match)
         calib = {**calib, "noise_match": config.noise_match}

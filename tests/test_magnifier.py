@@ -242,7 +242,8 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
             "gamma_per_gain": 0.3,
             "step_scale": "attention",
             "focus": 2.0,
-            "noise_match": 2.0,
+            "noise_match": 4.0,
+            "noise_size": "x1_second_difference",
         }
     }
     import warnings
@@ -266,6 +267,11 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
     boosted = {"calibration": {**older["calibration"], "noise_boost": 4.0}}
     with pytest.warns(UserWarning, match="noise_boost"):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=boosted)
+    # ... and one made when the match sized the change by |X_1| itself
+    first = {"calibration": {**meta["calibration"]}}
+    del first["calibration"]["noise_size"]
+    with pytest.warns(UserWarning, match="noise_size 'abs_x1'"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=first)
 
 
 def _running(mean, a, alpha, warm=True):
@@ -277,10 +283,11 @@ def _running(mean, a, alpha, warm=True):
 
 
 def test_noise_weights_against_a_direct_computation(pulse_net):
-    """min(kappa N / D, B), kappa = c (A - 1) 10: N and D the running means of |X_1|
-    and of the ascent's change |X_N - X_1| per element (after the first 1/alpha frames
-    each value winsorised at 3 times the mean; exact zeros leaving it alone), 0 where
-    D is 0; in float64, the same one by one or in a batch; reset forgets N and D."""
+    """min(kappa N / D, B), kappa = c (A - 1) 10: N the running mean of the noise of
+    X_1, |X_1(t) - X_1(t-1)| / sqrt(3) (|X_1| on a stream's first pair), and D that of
+    the ascent's change |X_N - X_1| per element (after the first 1/alpha frames each
+    value winsorised at 3 times the mean; exact zeros leaving it alone), 0 where D is
+    0; in float64, the same one by one or in a batch; reset forgets N, D and X_1."""
     import torch
 
     from rtmag.magnifier import NOISE_MATCH_SCALE, MagnifierConfig, PairAnalyser, _ema_alpha
@@ -299,7 +306,11 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
     n = dm = None
     want = []
     for i in range(5):
-        n = _running(n, np.abs(x[i]), alpha, warm=i >= 2)
+        if i == 0:
+            a = np.abs(x[i])
+        else:  # a codec's 0 on either side: no noise seen
+            a = np.where(x[i] * x[i - 1] == 0, 0.0, np.abs(x[i] - x[i - 1]) / np.sqrt(3.0))
+        n = _running(n, a, alpha, warm=i >= 2)
         dm = _running(dm, np.abs(d[i]), alpha, warm=i >= 2)
         r = np.where(dm > 0, n / np.where(dm > 0, dm, 1.0), 0.0)
         want.append(np.minimum(kappa * r, 1.2))
@@ -348,6 +359,35 @@ def test_noise_match_makes_the_change_follow_each_elements_own_size(pulse_net):
     assert ratios[20.0] / ratios[5.0] == pytest.approx(19.0 / 4.0)
 
 
+def test_noise_match_measures_the_noise_of_x1_not_its_motion(pulse_net):
+    """N, the size the change is matched to, is the frame noise in X_1: on a still
+    stream (X_1 the difference of white frame noise) it is the mean |X_1|; on a moving
+    one (a head turning at a varying speed, 4 times the noise) it stays the noise's
+    where the mean |X_1| grows 4-fold, so motion does not raise the change."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    rng = np.random.default_rng(8)
+    t = np.arange(1201) / 30.0
+    e = rng.normal(scale=0.01, size=(len(t), 3, 4, 4))
+    still = e[1:] - e[:-1]  # X_1 of a still element under white frame noise
+    phase = rng.uniform(0, 2 * np.pi, size=(3, 4, 4))
+    # a turning head: steady motion (X_1 a constant) that speeds up and slows down
+    motion = 0.05 + 0.03 * np.sin(2 * np.pi * 0.3 * t[1:, None, None, None] + phase)
+    noise_size = np.sqrt(2.0) * 0.01 * np.sqrt(2.0 / np.pi)  # E|e(t+1) - e(t)|
+    for x, abs_ratio in ((still, (0.95, 1.05)), (still + motion, (3.0, 6.0))):
+        an = PairAnalyser(pulse_net, MagnifierConfig(noise_match=4.0), 0.2)
+        xt = torch.from_numpy(x)
+        d = torch.full_like(xt, 0.01)
+        for i in range(0, len(x), 64):  # batches of 64 pairs, in stream order
+            an.noise_weights(xt[i : i + 64], d[i : i + 64])
+        n = an.noise.reshape(3, 4, 4).numpy()
+        assert n.mean() == pytest.approx(noise_size, rel=0.1)
+        lo, hi = abs_ratio
+        assert lo < np.abs(x[-300:]).mean() / n.mean() < hi
+
+
 def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
     """Pulse matches by default, respiration not; 1 is off, and so is a fixed gamma
     (the paper's step as given); the weights multiply the change with the focus
@@ -356,7 +396,7 @@ def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
 
     from rtmag.magnifier import MagnifierConfig, PairAnalyser
 
-    assert MagnifierConfig().noise_match == 2.0
+    assert MagnifierConfig().noise_match == 4.0
     assert MagnifierConfig(mode="respiration").noise_match == 1.0
     for bad in (0.5, float("nan"), 65.0):
         with pytest.raises(UserError, match="noise_match"):
@@ -374,7 +414,7 @@ def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
     ref = PairAnalyser(pulse_net, MagnifierConfig(), 0.2)
     w = ref.noise_weights(x1, d_raw).float()
     torch.testing.assert_close(d_on, d_off * w, rtol=1e-5, atol=1e-12)
-    assert (w > 1).any() and (w < 1).any() and w.max() <= 2.0
+    assert (w > 1).any() and (w < 1).any() and w.max() <= 4.0
     fixed = PairAnalyser(pulse_net, MagnifierConfig(gamma=0.05), 0.2)
     plain = PairAnalyser(pulse_net, MagnifierConfig(gamma=0.05, noise_match=1), 0.2)
     torch.testing.assert_close(fixed.ascend(x1)[0], plain.ascend(x1)[0])
@@ -474,7 +514,7 @@ def test_step_rule_options_on_the_command_line():
         cfg = magnifier_config(parse(cmd + ["--focus", "1", "--noise-match", "2.5"]))
         assert (cfg.focus, cfg.noise_match) == (1.0, 2.5)
         cfg = magnifier_config(parse(cmd))
-        assert (cfg.focus, cfg.noise_match) == (2.0, 2.0)
+        assert (cfg.focus, cfg.noise_match) == (2.0, 4.0)
     args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--noise-match", "0.5"])
     with pytest.raises(UserError, match="noise_match"):
         magnifier_config(args)

@@ -256,7 +256,8 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         "gamma_per_gain": 0.25,
         "step_scale": "median",
         "focus": 2.0,
-        "noise_match": 2.0,
+        "noise_match": 4.0,
+        "noise_size": "x1_second_difference",
         "clips": "task A, test",
         "magnification": 11.0,
     }
@@ -296,7 +297,7 @@ def test_pulse_calibrate_command_fits_every_tone_at_the_magnification_asked(
     assert {c.task for c in clips} == {"A"}
     swept = {c.seed for c in tone_clips(10.0, (320, 240), seeds=3)}
     assert not {c.seed for c in clips} & swept
-    assert seen["magnification"] == 15.0 and seen["noise_match"] == 2.0
+    assert seen["magnification"] == 15.0 and seen["noise_match"] == 4.0
     _, saved = load_weights(pulse_weights, mode="pulse")
     assert saved["calibration"]["gamma_per_gain"] == 0.321
     assert saved["calibration"]["magnification"] == 15.0

@@ -65,7 +65,7 @@ def add_magnifier_arguments(p) -> None:
         default=None,
         metavar="B",
         help="size each element's change by its own noise (raised at most B times), so "
-        "the gain is the same on dark and bright skin (pulse default 2, respiration 1; "
+        "the gain is the same on dark and bright skin (pulse default 4, respiration 1; "
         "1 = off)",
     )
     p.add_argument(
