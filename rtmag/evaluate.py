@@ -131,10 +131,25 @@ def without_source(scfg):
     return dataclasses.replace(cfg, pulse_amplitude=0.0)
 
 
+def clip_tones(per_task: int) -> list[int]:
+    """Skin tones of a task's ``per_task`` clips, the same in every task: spread evenly
+    over I-VI (1 clip: IV; 3: II, IV, VI; 4: I, III, IV, VI), cycling past 6 clips.
+
+    The same in every task because the paper's protocol has every subject do every
+    task, so the fall from A to D measures motion. (They used to cycle with the task,
+    tones I-III on A and IV-VI on D, which mixed skin tone into that fall.)"""
+    if per_task > 6:
+        return [1 + k % 6 for k in range(per_task)]
+    return [1 + ((2 * k + 1) * 6) // (2 * per_task) for k in range(per_task)]
+
+
 def clip_configs(mode, tasks, per_task, seconds, size, fps, target, base=EVAL_SEED_BASE):
-    """Held-out :class:`~rtmag.synth.SynthConfig` s, ``per_task`` per task, skin tones
-    cycling through I-VI, the ideal at ``alpha = target``."""
+    """Held-out :class:`~rtmag.synth.SynthConfig` s, ``per_task`` per task, with the
+    same skin tones in every task (:func:`clip_tones`), the ideal at ``alpha =
+    target``."""
     from rtmag.synth import SynthConfig
+
+    tones = clip_tones(per_task)
 
     return [
         SynthConfig(
@@ -144,7 +159,7 @@ def clip_configs(mode, tasks, per_task, seconds, size, fps, target, base=EVAL_SE
             fps=fps,
             size=tuple(size),
             seed=base + ti * 1000 + k,
-            skin_tone=1 + (k + ti) % 6,
+            skin_tone=tones[k],
             alpha=float(target),
         )
         for ti, task in enumerate(tasks)

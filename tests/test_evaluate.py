@@ -160,3 +160,21 @@ def test_respiration_column_plugs_in(tmp_path):
     _check_table(result["results"]["respiration"], {"phase"})
     for name in ("scanlines", "phase_traces"):
         assert (out / f"{name}_respiration_quick.png").stat().st_size > 1000
+
+
+def test_every_task_has_the_same_skin_tones_spread_over_the_scale():
+    """The paper's protocol has every subject do every task, so the fall from A to D
+    measures motion: each task's clips carry the same tones, spread over I-VI; the
+    scenes (seeds) differ and are held out."""
+    from rtmag.evaluate import EVAL_SEED_BASE, clip_configs, clip_tones
+
+    assert clip_tones(1) == [4]
+    assert clip_tones(3) == [2, 4, 6]
+    assert clip_tones(4) == [1, 3, 4, 6]
+    assert clip_tones(6) == [1, 2, 3, 4, 5, 6]
+    assert clip_tones(8) == [1, 2, 3, 4, 5, 6, 1, 2]
+    cfgs = clip_configs("pulse", "ABCD", 3, 2.0, (64, 48), 30.0, 20.0)
+    by_task = {t: [c.skin_tone for c in cfgs if c.task == t] for t in "ABCD"}
+    assert all(tones == [2, 4, 6] for tones in by_task.values())
+    seeds = [c.seed for c in cfgs]
+    assert len(set(seeds)) == len(seeds) and min(seeds) >= EVAL_SEED_BASE
