@@ -243,7 +243,7 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
             "step_scale": "attention",
             "focus": 2.0,
             "noise_match": 4.0,
-            "noise_size": "x1_second_difference",
+            "noise_size": "x1_second_difference_median",
         }
     }
     import warnings
@@ -272,6 +272,10 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
     del first["calibration"]["noise_size"]
     with pytest.warns(UserWarning, match="noise_size 'abs_x1'"):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=first)
+    # ... or by a running mean of its second difference
+    second = {"calibration": {**meta["calibration"], "noise_size": "x1_second_difference"}}
+    with pytest.warns(UserWarning, match="noise_size 'x1_second_difference'"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=second)
 
 
 def _running(mean, a, alpha, warm=True):
@@ -283,11 +287,13 @@ def _running(mean, a, alpha, warm=True):
 
 
 def test_noise_weights_against_a_direct_computation(pulse_net):
-    """min(kappa N / D, B), kappa = c (A - 1) 10: N the running mean of the noise of
-    X_1, |X_1(t) - X_1(t-1)| / sqrt(3) (|X_1| on a stream's first pair), and D that of
-    the ascent's change |X_N - X_1| per element (after the first 1/alpha frames each
-    value winsorised at 3 times the mean; exact zeros leaving it alone), 0 where D is
-    0; in float64, the same one by one or in a batch; reset forgets N, D and X_1."""
+    """min(kappa N / D, B), kappa = c (A - 1) 10: N the running size of the noise of
+    X_1, |X_1(t) - X_1(t-1)| / sqrt(3) (|X_1| on a stream's first pair): a running
+    median (steps of exp(+-g), g from 1 down to alpha) in units of a normal's mean |x|;
+    D the running mean of the ascent's change |X_N - X_1|
+    per element (after the first 1/alpha frames each value winsorised at 3 times the
+    mean); exact zeros leave both alone; 0 where D is 0; in float64, the same one by
+    one or in a batch; reset forgets N, D and X_1."""
     import torch
 
     from rtmag.magnifier import NOISE_MATCH_SCALE, MagnifierConfig, PairAnalyser, _ema_alpha
@@ -303,6 +309,7 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
     d[:, 1, 0, 0] = 0.0  # never moved
     kappa = 0.002 * (cfg.magnification - 1.0) * NOISE_MATCH_SCALE
     alpha = _ema_alpha(cfg.scale_halflife_s, 1 / cfg.fps)
+    mean_over_median = np.sqrt(2 / np.pi) / 0.6744897501960817  # of |x|, x normal
     n = dm = None
     want = []
     for i in range(5):
@@ -310,7 +317,12 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
             a = np.abs(x[i])
         else:  # a codec's 0 on either side: no noise seen
             a = np.where(x[i] * x[i - 1] == 0, 0.0, np.abs(x[i] - x[i - 1]) / np.sqrt(3.0))
-        n = _running(n, a, alpha, warm=i >= 2)
+        if n is None:  # a running median, steps shrinking from 1 to alpha
+            n = a * mean_over_median
+        else:
+            step = np.where(a == 0, 0.0, np.sign(a * mean_over_median - n))
+            g = max(alpha, 1.0 / (i + 1))
+            n = np.where(n == 0, a * mean_over_median, n * np.exp(g * step))
         dm = _running(dm, np.abs(d[i]), alpha, warm=i >= 2)
         r = np.where(dm > 0, n / np.where(dm > 0, dm, 1.0), 0.0)
         want.append(np.minimum(kappa * r, 1.2))
@@ -325,7 +337,8 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
     singles = [one.noise_weights(xt[i : i + 1], dt[i : i + 1]) for i in range(5)]
     np.testing.assert_allclose(torch.cat(singles).numpy(), got.numpy(), rtol=1e-12)
     one.reset()
-    r = np.where(d[2] != 0, np.abs(x[2]) / np.where(d[2] != 0, np.abs(d[2]), 1.0), 0.0)
+    n2 = np.abs(x[2]) * mean_over_median
+    r = np.where(d[2] != 0, n2 / np.where(d[2] != 0, np.abs(d[2]), 1.0), 0.0)
     np.testing.assert_allclose(
         one.noise_weights(xt[2:3], dt[2:3]).numpy()[0], np.minimum(kappa * r, 1.2), rtol=1e-12
     )
@@ -362,8 +375,11 @@ def test_noise_match_makes_the_change_follow_each_elements_own_size(pulse_net):
 def test_noise_match_measures_the_noise_of_x1_not_its_motion(pulse_net):
     """N, the size the change is matched to, is the frame noise in X_1: on a still
     stream (X_1 the difference of white frame noise) it is the mean |X_1|; on a moving
-    one (a head turning at a varying speed, 4 times the noise) it stays the noise's
-    where the mean |X_1| grows 4-fold, so motion does not raise the change."""
+    one it stays the noise's where the mean |X_1| grows several-fold, so motion does
+    not raise the change: a head turning at a varying speed (it cancels in the second
+    difference), or one that snaps to a new pose once a second (4 frames in 30 with
+    changes 10-20 times the noise: the running median follows them little, where a
+    running mean of the same sizes rose by a third)."""
     import torch
 
     from rtmag.magnifier import MagnifierConfig, PairAnalyser
@@ -376,16 +392,33 @@ def test_noise_match_measures_the_noise_of_x1_not_its_motion(pulse_net):
     # a turning head: steady motion (X_1 a constant) that speeds up and slows down
     motion = 0.05 + 0.03 * np.sin(2 * np.pi * 0.3 * t[1:, None, None, None] + phase)
     noise_size = np.sqrt(2.0) * 0.01 * np.sqrt(2.0 / np.pi)  # E|e(t+1) - e(t)|
-    for x, abs_ratio in ((still, (0.95, 1.05)), (still + motion, (3.0, 6.0))):
+    # a head that snaps to a new pose once a second, over 4 frames
+    snap = np.zeros(len(t) - 1)
+    for k in range(0, len(snap) - 4, 30):
+        snap[k : k + 4] = (0.1, 0.2, 0.2, 0.1)
+    bursts = snap[:, None, None, None] * np.ones((1, 3, 4, 4))
+    cases = (
+        (still, (0.95, 1.05), 0.1),
+        (still + motion, (3.0, 6.0), 0.1),
+        (still + bursts, (1.8, 20.0), 0.3),
+    )
+    for x, abs_ratio, tol in cases:
         an = PairAnalyser(pulse_net, MagnifierConfig(noise_match=4.0), 0.2)
         xt = torch.from_numpy(x)
         d = torch.full_like(xt, 0.01)
         for i in range(0, len(x), 64):  # batches of 64 pairs, in stream order
             an.noise_weights(xt[i : i + 64], d[i : i + 64])
         n = an.noise.reshape(3, 4, 4).numpy()
-        assert n.mean() == pytest.approx(noise_size, rel=0.1)
+        assert n.mean() == pytest.approx(noise_size, rel=tol)
         lo, hi = abs_ratio
         assert lo < np.abs(x[-300:]).mean() / n.mean() < hi
+    # the snaps would have raised a running mean of the same sizes (winsorised at 3x) far
+    # more (5 frames in 30 at 3 times the mean)
+    a = np.abs(np.diff(x, axis=0)) / np.sqrt(3.0)
+    m = None
+    for i in range(len(a)):
+        m = _running(m, a[i], an._alpha, warm=i > 100)
+    assert m.mean() > 1.3 * noise_size and n.mean() < 1.2 * noise_size
 
 
 def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):

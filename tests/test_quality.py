@@ -257,7 +257,7 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         "step_scale": "median",
         "focus": 2.0,
         "noise_match": 4.0,
-        "noise_size": "x1_second_difference",
+        "noise_size": "x1_second_difference_median",
         "clips": "task A, test",
         "magnification": 11.0,
     }
