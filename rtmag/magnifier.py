@@ -60,7 +60,7 @@ FOCUS_REFERENCE = 0.4
 # winsorised at this multiple of themselves (see PairAnalyser.noise_weights)
 NOISE_CLIP = 3.0
 # ... and set each element's change to kappa = gamma_per_gain (A - 1) this times its own
-# running |X_1| (the 10 keeps gamma_per_gain near the values of the steps it also sets)
+# running noise (the 10 keeps gamma_per_gain near the values of the steps it also sets)
 NOISE_MATCH_SCALE = 10.0
 _INV_SQRT3 = 1.0 / math.sqrt(3.0)
 # mean over median of |x| for a normal x: the noise's running median, times this, is
@@ -124,11 +124,11 @@ class MagnifierConfig:
             proportional to ``magnification - 1`` (calibrated). The gain is then
             about the same on every element the focus lets the step reach, whatever
             its noise (dark or bright skin, red or green). ``B`` keeps it from raising
-            what the network turned away from: on one moving synthetic head (task C)
-            the change outside the pulse band was +0.8 dB at 4 and +1.0 at 8 (when
-            ``N`` was ``|X_1|``, which motion inflates: +1.6 at 4, +2.7 with no
-            limit). 1 turns it off, and a fixed ``gamma`` leaves it off (the paper's step,
-            as given); ``None`` = the mode's default (pulse 4, respiration 1). See
+            what the network turned away from: on the worst moving synthetic head
+            (task C) the change outside the pulse band is +0.6 dB at 4 (when ``N``
+            was ``|X_1|``, which motion inflates: +1.6 at 4, +2.7 with no limit). 1
+            turns it off, and a fixed ``gamma`` leaves it off (the paper's step, as
+            given); ``None`` = the mode's default (pulse 4, respiration 1). See
             :meth:`PairAnalyser.noise_weights`.
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
@@ -448,10 +448,10 @@ class PairAnalyser:
         first frames) in units of a normal's mean ``|x|``, so that a head snapping to
         a new pose, which the second difference does see, hardly moves it (on a
         task-D clip a running mean rose 26-40% above the same scene held still, and
-        the gain with it, 30 for 20; the median 6%, gain 22.8 against 20.4 still). ``D`` is the running mean of
-        the ascent's own change ``|X_N - X_1|`` (``delta``, before any weight), its new
-        values winsorised at :data:`NOISE_CLIP` times the mean after the first ``1 /
-        alpha`` frames. Both have half-life ``config.scale_halflife_s``; exact zeros
+        the gain with it, 30 for 20; the median 6%, gain 22.8 against 20.4 still).
+        ``D`` is the running mean of the ascent's own change ``|X_N - X_1|``
+        (``delta``, before any weight), its new values winsorised at
+        :data:`NOISE_CLIP` times the mean after the first ``1 / alpha`` frames. Both have half-life ``config.scale_halflife_s``; exact zeros
         (blocks a codec copied) leave them as they are. 0 where the ascent never moved
         the element.
 
@@ -484,14 +484,14 @@ class PairAnalyser:
         ad = delta.abs().flatten(1).double()
         w = torch.ones_like(x)
         for i in range(len(x)):
-            # winsorised after the first 1/alpha frames (1.4 half-lives)
+            # D's values winsorised after the first 1/alpha frames (1.4 half-lives)
             warm = self._sizes_seen * self._alpha >= 1.0
             self._sizes_seen += 1
             # the noise of X_1 alone: white frame noise makes X_1 an MA(1) whose
             # second difference has sqrt(3) times its spread, while motion and the
             # pulse, smooth from pair to pair, cancel in it (the stream's first pair
-            # has none: its |X_1| starts the mean; a codec-copied 0 on either side
-            # carries no noise, and 0 leaves the mean as it is)
+            # has none: its |X_1| starts N; a codec-copied 0 on either side carries
+            # no noise, and 0 leaves N as it is)
             if self._last_x1 is None:
                 a = x[i].abs()
             else:
