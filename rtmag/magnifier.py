@@ -56,8 +56,8 @@ DEFAULT_FOCUS = {"pulse": 2.0, "respiration": 0.0}
 # focus: elements with at least this share of the attention's 99th percentile keep
 # their whole step
 FOCUS_REFERENCE = 0.4
-# noise_match: the running means of |X_1| and of |X_N - X_1| take each new value
-# winsorised at this multiple of themselves (see PairAnalyser.noise_weights)
+# noise_match: the running mean of the ascent's change |X_N - X_1| takes each new value
+# winsorised at this multiple of itself (see PairAnalyser.noise_weights)
 NOISE_CLIP = 3.0
 # ... and set each element's change to kappa = gamma_per_gain (A - 1) this times its own
 # running noise (the 10 keeps gamma_per_gain near the values of the steps it also sets)
@@ -451,9 +451,9 @@ class PairAnalyser:
         the gain with it, 30 for 20; the median 6%, gain 22.8 against 20.4 still).
         ``D`` is the running mean of the ascent's own change ``|X_N - X_1|``
         (``delta``, before any weight), its new values winsorised at
-        :data:`NOISE_CLIP` times the mean after the first ``1 / alpha`` frames. Both have half-life ``config.scale_halflife_s``; exact zeros
-        (blocks a codec copied) leave them as they are. 0 where the ascent never moved
-        the element.
+        :data:`NOISE_CLIP` times the mean after the first ``1 / alpha`` frames. Both
+        follow the half-life ``config.scale_halflife_s``; exact zeros (blocks a codec
+        copied) leave them as they are. 0 where the ascent never moved the element.
 
         Why: a sign-corrected change of size ``d`` on an element whose ``X`` has spread
         ``sigma`` gains that element's in-band source by about ``2 d f(0) ~ 0.64 d /
