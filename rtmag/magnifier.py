@@ -500,8 +500,9 @@ class PairAnalyser:
                 a = torch.where((x[i] == 0) | (last == 0), 0.0, a)
             self._last_x1 = x[i].clone()
             # the running median, in units of a normal's mean |x|, with steps that
-            # shrink from 1 to alpha over the first frames (a first value near 0 is
-            # left behind within a few frames)
+            # shrink from 1 to alpha over the first frames (a first value a tenth of
+            # the noise catches up within half a second, not 7 s; one a ten-thousandth
+            # of it still takes about 18 s)
             step = max(self._alpha, 1.0 / self._sizes_seen)
             self.noise = _running_median(self.noise, a * _MEAN_OVER_MEDIAN, step)
             self.dsize = _running_size(self.dsize, ad[i], self._alpha, warm)

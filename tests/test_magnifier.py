@@ -421,6 +421,26 @@ def test_noise_match_measures_the_noise_of_x1_not_its_motion(pulse_net):
     assert m.mean() > 1.3 * noise_size and n.mean() < 1.2 * noise_size
 
 
+def test_noise_size_starts_fast_from_a_small_first_value(pulse_net):
+    """The running median's steps shrink from 1 to alpha over the first frames, so an
+    element whose first |X_1| happened to be a tenth of its noise reaches its noise
+    level within 2 s (with steps of alpha from the start it took about 7 s)."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    rng = np.random.default_rng(4)
+    e = rng.normal(scale=0.01, size=(61, 3, 4, 4))
+    x = e[1:] - e[:-1]
+    noise_size = np.sqrt(2.0) * 0.01 * np.sqrt(2.0 / np.pi)  # mean |x|
+    x[0] = 0.1 * noise_size  # the first pair: a tenth of the noise everywhere
+    an = PairAnalyser(pulse_net, MagnifierConfig(noise_match=4.0), 0.2)
+    assert an._alpha < 0.02  # 2 s half-life at 30 fps
+    xt = torch.from_numpy(x)
+    an.noise_weights(xt, torch.full_like(xt, 0.01))
+    assert an.noise.mean().item() == pytest.approx(noise_size, rel=0.3)
+
+
 def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
     """Pulse matches by default, respiration not; 1 is off, and so is a fixed gamma
     (the paper's step as given); the weights multiply the change with the focus
