@@ -421,6 +421,41 @@ def test_noise_match_measures_the_noise_of_x1_not_its_motion(pulse_net):
     assert m.mean() > 1.3 * noise_size and n.mean() < 1.2 * noise_size
 
 
+def test_respiration_matches_the_size_of_the_motion_itself(pulse_net):
+    """Respiration's N is the running mean of |X_1| (the breath is the signal there):
+    on elements whose phase difference follows a breath of three sizes it is the mean
+    |X_1| of each, so the change kappa N grows with the breath and the gain does not
+    fall as the breath grows (with a change of one size it did: 10.8 for a small
+    breath, 5.3 for a large one). The pulse's N on the same elements is their noise."""
+    import torch
+
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
+
+    rng = np.random.default_rng(5)
+    t = np.arange(601) / 7.5  # the respiration pair rate
+    sizes = np.array([0.02, 0.06, 0.18])[:, None, None]
+    breath = np.cos(2 * np.pi * 0.25 * t)[:, None, None, None] * sizes  # (T, 3, 1, 1)
+    x = breath + rng.normal(scale=0.002, size=(len(t), 3, 4, 4))
+    xt = torch.from_numpy(x)
+    d = torch.full_like(xt, 0.01)
+    resp = PairAnalyser(pulse_net, MagnifierConfig(mode="respiration"), 0.001, pair_rate=7.5)
+    pulse = PairAnalyser(pulse_net, MagnifierConfig(noise_match=4.0), 0.2, pair_rate=7.5)
+    w = resp.noise_weights(xt, d)
+    pulse.noise_weights(xt, d)
+    n = resp.noise.reshape(3, 4, 4).numpy().mean(axis=(1, 2))
+    mean_abs = np.abs(x[-150:]).mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(n, mean_abs, rtol=0.15)
+    np.testing.assert_allclose(n[1:] / n[:-1], 3.0, rtol=0.1)
+    # the weights follow N where the cap does not bind
+    kappa = 0.001 * (resp.config.magnification - 1.0) * 10.0
+    expect = np.minimum(kappa * resp.noise.numpy() / 0.01, 2.0).reshape(3, 4, 4)
+    np.testing.assert_allclose(w[-1].numpy(), expect)
+    assert 0.05 < expect.min() and expect.max() < 2.0
+    # the pulse's N: the noise, in which the slow breath mostly cancels
+    pn = pulse.noise.reshape(3, 4, 4).numpy().mean(axis=(1, 2))
+    assert (pn < 0.3 * n).all()
+
+
 def test_noise_size_starts_fast_from_a_small_first_value(pulse_net):
     """The running median's steps shrink from 1 to alpha over the first frames, so an
     element whose first |X_1| happened to be a tenth of its noise reaches its noise
@@ -442,7 +477,7 @@ def test_noise_size_starts_fast_from_a_small_first_value(pulse_net):
 
 
 def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
-    """Pulse matches by default, respiration not; 1 is off, and so is a fixed gamma
+    """Both modes match by default; 1 is off, and so is a fixed gamma
     (the paper's step as given); the weights multiply the change with the focus
     weights, and are computed from the change before either."""
     import torch
@@ -450,7 +485,7 @@ def test_noise_match_setting_and_its_place_in_the_ascent(pulse_net):
     from rtmag.magnifier import MagnifierConfig, PairAnalyser
 
     assert MagnifierConfig().noise_match == 4.0
-    assert MagnifierConfig(mode="respiration").noise_match == 1.0
+    assert MagnifierConfig(mode="respiration").noise_match == 2.0
     for bad in (0.5, float("nan"), 65.0):
         with pytest.raises(UserError, match="noise_match"):
             MagnifierConfig(noise_match=bad)

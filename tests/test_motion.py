@@ -143,10 +143,10 @@ def slow_breath():
     return frames, disp
 
 
-def _magnified(frames, decimate, causal=False):
+def _magnified(frames, decimate, causal=False, **kw):
     from rtmag.process import magnify_frames
 
-    mag = _mag(decimate, gamma=None, magnification=50.0)
+    mag = _mag(decimate, gamma=None, magnification=50.0, **kw)
     out, _ = magnify_frames(frames, mag, causal=causal)
     return out
 
@@ -165,22 +165,26 @@ def test_motion_is_magnified_in_phase(slow_breath):
     assert 1.5 < gain < 20, gain
 
 
-def test_decimated_and_full_rate_agree(slow_breath):
+@pytest.mark.parametrize("noise_match, min_cos", [(1.0, 0.97), (None, 0.95)])
+def test_decimated_and_full_rate_agree(slow_breath, noise_match, min_cos):
     """k = 4 and k = 1 add the same motion, up to its size.
 
     Stated tolerance: the added change points the same way (cosine >= 0.97 over the
-    clip) and is within a factor 1.7 in size. The size differs because the step
+    clip with the paper's step, >= 0.95 with the default size match; measured 0.986
+    and 0.976) and is within a factor 1.7 in size. The size differs because the step
     follows the median |X_1| of each pair, and on a 0.3 px breath a one-frame pair's
     X_1 is mostly 8-bit noise while a four-frame pair's is mostly motion; the
-    calibration of ``magnification`` is made at the rate the network runs at.
+    calibration of ``magnification`` is made at the rate the network runs at. The size
+    match sets each element's change by its own running |X_1|, which at k = 1 is that
+    noise too, so the direction strays a little more.
     """
     frames, _ = slow_breath
-    full = _magnified(frames, decimate=1).astype(np.float64) - frames
-    dec = _magnified(frames, decimate=4).astype(np.float64) - frames
+    full = _magnified(frames, decimate=1, noise_match=noise_match).astype(np.float64) - frames
+    dec = _magnified(frames, decimate=4, noise_match=noise_match).astype(np.float64) - frames
     core = slice(30, 270)
     a, b = full[core].ravel(), dec[core].ravel()
     cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
-    assert cos >= 0.97, cos
+    assert cos >= min_cos, cos
     assert 1 / 1.7 < np.linalg.norm(b) / np.linalg.norm(a) < 1.7
 
 

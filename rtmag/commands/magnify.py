@@ -64,9 +64,9 @@ def add_magnifier_arguments(p) -> None:
         type=float,
         default=None,
         metavar="B",
-        help="size each element's change by its own noise (raised at most B times), so "
-        "the gain is the same on dark and bright skin (pulse default 4, respiration 1; "
-        "1 = off)",
+        help="size each element's change by its own noise (pulse) or motion "
+        "(respiration), raised at most B times, so the gain is the same on dark and "
+        "bright skin, small and large breaths (pulse default 4, respiration 2; 1 = off)",
     )
     p.add_argument(
         "--workers",

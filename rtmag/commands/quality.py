@@ -37,7 +37,7 @@ def add_arguments(p) -> None:
         type=float,
         default=None,
         metavar="B",
-        help="the magnifier's noise match (pulse default 4, respiration 1; 1 = off)",
+        help="the magnifier's noise match (pulse default 4, respiration 2; 1 = off)",
     )
     p.add_argument(
         "--calibrate",
