@@ -479,8 +479,8 @@ class PairAnalyser:
         itself (winsorised as ``D``). There the breath is the signal, and on the
         torso the largest part of ``X_1``: a sign-corrected change of one size per
         element (the paper's step) gained a large breath less than a small one (on
-        synthetic clips, 5.3 for a 2.2 px breath at 480 rows and 10.8 for a 1.4 px
-        one, 2.6-4.7 on tasks B and C), while a change in proportion to the
+        two synthetic task-A clips, 5.3 for the larger breath and 10.8 for one half
+        its size; 2.6-4.7 on tasks B and C), while a change in proportion to the
         element's own motion gains every breath alike (tasks A-D 8.1 / 6.6 / 9.9 /
         8.9, the least clip 5.4). ``B`` = 2 there: at 4 the head, whose turning
         also fills ``|X_1|``, moved more (task D's PSNR against the ideal 32.0 dB,
