@@ -287,6 +287,37 @@ def band_centre(low_hz: float, high_hz: float) -> float:
     return math.sqrt(float(low_hz) * float(high_hz))
 
 
+def alignment_delay_s(sos: np.ndarray, band: tuple[float, float], fs: float) -> float:
+    """The display delay that puts a causal band-pass's output in phase with its input
+    at the band's centre ``f0`` (:func:`band_centre`), in seconds (``>= 0``).
+
+    A frame shown ``D`` seconds late carries the filter's output for ``D`` seconds
+    after it, so a sinusoid at ``f0`` sits on its frame with the phase error
+    ``phi(f0) + 2 pi f0 D``: ``D`` is the filter's phase lag at ``f0`` over ``2 pi f0``,
+    wrapped into one period. A lead of up to 45 degrees (which cannot be undone by
+    showing frames early) gives 0 rather than most of a period of latency.
+
+    For the Butterworth band-pass of :func:`design_bandpass` this is 0: it passes its
+    centre with almost no phase shift (a lead of 0.7-4 degrees at rtmag's bands).
+    Away from the centre the phase error grows both ways (for 0.7-2.5 Hz at 30 fps,
+    cos of it 0.64 at 1 Hz, 0.23 at 2 Hz), and no fixed delay removes it. Why not the
+    group delay (what ``align`` used before): that is the delay of a wave packet's
+    envelope, not of its phase; a frame held back by it (0.35 s here) met a change
+    2 pi f0 0.35 s = 176 degrees out of phase, so the pulse came out inverted (a
+    synthetic clip's gain -18 for 20; 20.5 with no delay).
+    """
+    sos = _check_sos(sos)
+    low, high = float(band[0]), float(band[1])
+    if not (0.0 < low < high < fs / 2.0):
+        raise UserError(f"band {band} must satisfy 0 < low < high < fs/2 = {fs / 2.0}")
+    f0 = band_centre(low, high)
+    _, h = signal.sosfreqz(sos, worN=[2.0 * np.pi * f0 / fs])
+    phi = float(np.angle(h[0]))
+    if 0.0 <= phi <= np.pi / 4:
+        return 0.0
+    return float(((-phi) % (2.0 * np.pi)) / (2.0 * np.pi * f0))
+
+
 class StreamingBandpass:
     """Causal Butterworth band-pass over a stream, one independent filter per element.
 

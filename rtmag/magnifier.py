@@ -90,8 +90,11 @@ class MagnifierConfig:
         n_iter: N, the number of gradient-ascent iterates (N-1 updates).
         gamma: fixed step size in units of X; ``None`` = derived from
             ``magnification`` and the weight file's calibration.
-        align: delay the shown frame by the filter's group delay at the band centre so
-            that the magnified change is in phase with the frame it sits on.
+        align: delay the shown frame so that the magnified change is in phase with the
+            frame it sits on at the band's centre
+            (:func:`rtmag.filters.alignment_delay_s`). rtmag's Butterworth band-pass
+            is already in phase there, so this is 0 at every default band; it was
+            the group delay, which showed the change inverted.
         engine: where the ascent runs (see ``rtmag.engines``).
         weights: path of a weight file; ``None`` = the shipped weights of the mode.
         max_batch: the most frame pairs given to the ascent at once.
@@ -788,6 +791,9 @@ class ColourPath:
     def group_delay_s(self) -> float:
         return float(self.integrator.group_delay_s())
 
+    def alignment_delay_s(self) -> float:
+        return float(self.integrator.alignment_delay_s())
+
     def check_size(self, frame_hw: tuple[int, int]) -> None:
         """Any frame size works here (area downsampling to 36x36)."""
 
@@ -928,7 +934,10 @@ class Magnifier:
         self.net = net
         self.path = make_path(net, config, self.gamma_per_gain)
         self.group_delay_s = self.path.group_delay_s()
-        self.delay_frames = int(round(self.group_delay_s * config.fps)) if config.align else 0
+        # align: the delay that puts the band's change in phase, not the group delay
+        # (that one showed the pulse inverted: rtmag.filters.alignment_delay_s)
+        self.alignment_delay_s = self.path.alignment_delay_s()
+        self.delay_frames = int(round(self.alignment_delay_s * config.fps)) if config.align else 0
         self.rates = RateTracker(
             window_s=config.rate_window_s, fs=self.path.signal_rate, band=config.band
         )

@@ -102,6 +102,16 @@ class MotionPath:
         self.num_scales = None
         self.reset()
 
+    def alignment_delay_s(self) -> float:
+        """The display delay that puts the offsets most in phase with the breath
+        (:func:`rtmag.filters.alignment_delay_s` of the filter at the pair rate)."""
+        from rtmag.filters import alignment_delay_s, design_bandpass
+
+        low, high = self.config.band
+        return alignment_delay_s(
+            design_bandpass(low, high, self.signal_rate), (low, high), self.signal_rate
+        )
+
     def group_delay_s(self) -> float:
         # the causal filter's delay, plus on average half a pair interval of waiting
         return self._delay + 0.5 * (self.k - 1) / self.config.fps

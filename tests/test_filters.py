@@ -205,3 +205,38 @@ def test_running_sum_chunks():
     out = np.concatenate([rs(x[:1]), rs(x[1:40]), rs(x[40:])])
     np.testing.assert_allclose(out, np.cumsum(x, axis=0), atol=1e-12)
     np.testing.assert_allclose(rs.total, x.sum(0), atol=1e-12)
+
+
+def test_alignment_delay_puts_the_band_centre_in_phase():
+    """A sinusoid at the band centre, filtered causally and shown ``D`` late, sits in
+    phase on its frame: D = 0 for rtmag's Butterworth bands (in phase at the centre),
+    where the group delay put it 176 degrees out (the pulse shown inverted). For a
+    filter that lags at the centre (a low-pass), D is its phase delay."""
+    from rtmag.filters import alignment_delay_s, band_centre, design_bandpass, group_delay_s
+
+    def phase_error_deg(sos, f0, fs, delay_s):
+        _, h = signal.sosfreqz(sos, worN=[2 * np.pi * f0 / fs])
+        e = np.angle(h[0]) + 2 * np.pi * f0 * delay_s
+        return abs(np.degrees((e + np.pi) % (2 * np.pi) - np.pi))
+
+    for band, fs in (((0.7, 2.5), 30.0), ((0.16, 0.5), 7.5), ((0.7, 2.5), 15.0)):
+        sos = design_bandpass(*band, fs)
+        f0 = band_centre(*band)
+        d = alignment_delay_s(sos, band, fs)
+        assert d == 0.0
+        assert phase_error_deg(sos, f0, fs, d) < 5
+        # simulated: the filtered sinusoid against the input, shown d or tau late
+        t = np.arange(int(40 * fs)) / fs
+        x = np.sin(2 * np.pi * f0 * t)
+        y = signal.sosfilt(sos, x)
+        tau = group_delay_s(sos, f0, fs)
+        for delay, sign in ((d, 1), (tau, -1)):
+            k = int(round(delay * fs))
+            a, b = x[len(x) // 2 : -k or None], y[len(x) // 2 + k :]
+            corr = np.corrcoef(a, b)[0, 1]
+            assert sign * corr > 0.9, (band, fs, delay, corr)
+    lag = signal.butter(2, 1.0, output="sos", fs=30.0)  # lags 90 degrees at 1 Hz
+    d = alignment_delay_s(lag, (0.5, 2.0), 30.0)
+    assert d > 0.1 and phase_error_deg(lag, band_centre(0.5, 2.0), 30.0, d) < 1e-6
+    with pytest.raises(UserError, match="band"):
+        alignment_delay_s(lag, (2.0, 1.0), 30.0)

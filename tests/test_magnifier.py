@@ -71,11 +71,17 @@ def test_batching_does_not_change_the_output(pulse_net, gamma):
         assert a.gamma == pytest.approx(b.gamma, rel=1e-5)
 
 
-def test_align_delays_by_the_group_delay(pulse_net):
+def test_align_delay_is_the_phase_delay_and_holds_frames_back(pulse_net):
+    """``align`` delays by :func:`rtmag.filters.alignment_delay_s` (0 at the pulse
+    band: the filter is in phase at its centre), not by the group delay (0.35 s, which
+    showed the change inverted); a delay holds frames back and the flush emits them
+    all, in order, each with its own original."""
     frames = clip(t=40)
     mag = Magnifier(MagnifierConfig(gamma=2e-3, align=True), net=pulse_net)
-    assert mag.delay_frames == round(mag.group_delay_s * 30)
-    assert 0.2 < mag.latency_s < 0.6
+    assert mag.delay_frames == round(mag.alignment_delay_s * 30) == 0
+    assert 0.3 < mag.group_delay_s < 0.4
+    mag.delay_frames = 7  # the mechanism, with a delay a filter with lag would give
+    assert mag.latency_s == pytest.approx(7 / 30)
     first = mag.push_many(list(frames[:20]))
     assert len(first) == 20 - mag.delay_frames
     outs = first + mag.push_many(list(frames[20:])) + mag.flush()

@@ -179,7 +179,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--align",
         action="store_true",
-        help="with --causal: delay frames by the filter's group delay",
+        help="with --causal: delay frames so that the magnified change is in phase with them",
     )
     p.add_argument("--report", default=None, metavar="FILE.json", help="write a JSON report")
     p.add_argument(

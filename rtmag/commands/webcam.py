@@ -20,7 +20,9 @@ def add_live_arguments(p) -> None:
         "--duration", type=float, default=None, metavar="S", help="stop after S seconds of stream"
     )
     p.add_argument(
-        "--align", action="store_true", help="delay frames by the filter's group delay (phase-true)"
+        "--align",
+        action="store_true",
+        help="delay frames so that the magnified change is in phase with them",
     )
     p.add_argument(
         "--ring", type=int, default=None, help="capture ring size in frames (live 8, file 16)"
@@ -102,7 +104,8 @@ def _run_live(args, source, magnifier, on_vitals) -> int:
     )
     if magnifier.delay_frames:
         print(
-            f"aligned: frames shown {magnifier.latency_s * 1000:.0f} ms late (the filter's group delay)"
+            f"aligned: frames shown {magnifier.latency_s * 1000:.0f} ms late "
+            "(the change in phase with them)"
         )
     try:
         return _run(args, source, magnifier, pipeline)

@@ -212,7 +212,7 @@ class LogGainIntegrator:
     rest gives 0); show it unchanged. Each call with the changes of pairs
     ``(t, t+1)`` returns the log gains of frames ``t + 1``.
 
-    ``O`` lags the skin's own colour change by the filter's group delay
+    ``O``'s envelope lags the skin's own colour change by the filter's group delay
     (:meth:`group_delay_s`, ~0.35 s at 1.3 Hz for 0.7-2.5 Hz at 30 fps).
 
     Variable frame rate: called with ``times`` (the timestamps of the frames the
@@ -285,8 +285,17 @@ class LogGainIntegrator:
         return out
 
     def group_delay_s(self, freq_hz: float | None = None) -> float:
-        """Delay of ``O`` behind the skin colour, seconds, at ``freq_hz`` (band centre)."""
+        """Delay of ``O``'s envelope behind the skin colour, seconds, at ``freq_hz``
+        (band centre)."""
         return self.bandpass.group_delay_s(freq_hz)
+
+    def alignment_delay_s(self) -> float:
+        """The display delay that puts ``O`` most in phase with the skin colour
+        (:func:`~rtmag.filters.alignment_delay_s`)."""
+        from rtmag.filters import alignment_delay_s
+
+        bp = self.bandpass
+        return alignment_delay_s(bp.sos, bp.band, bp.fs)
 
 
 def offline_log_gain(dx_all: np.ndarray, sos: np.ndarray, padlen: int | None = None) -> np.ndarray:
