@@ -103,7 +103,7 @@ class MotionPath:
         self.reset()
 
     def alignment_delay_s(self) -> float:
-        """The display delay that puts the offsets most in phase with the breath
+        """The display delay that puts the offsets in phase with the breath at the band centre
         (:func:`rtmag.filters.alignment_delay_s` of the filter at the pair rate)."""
         from rtmag.filters import alignment_delay_s, design_bandpass
 
