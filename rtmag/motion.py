@@ -92,25 +92,20 @@ class MotionPath:
         self.sum = RunningSum()
         # follows the analysed frames' timestamps (variable frame rate, dropped frames)
         self.bandpass = VariableRateBandpass(low, high, self.signal_rate)
-        self._delay = float(
-            group_delay_s(
-                design_bandpass(low, high, self.signal_rate), (low * high) ** 0.5, self.signal_rate
-            )
-        )
+        # the same filter at the nominal pair rate, for its delays
+        self._sos = design_bandpass(low, high, self.signal_rate)
+        self._delay = float(group_delay_s(self._sos, (low * high) ** 0.5, self.signal_rate))
         self.size = int(getattr(net, "in_size", 123))
         self.geometry = None
         self.num_scales = None
         self.reset()
 
     def alignment_delay_s(self) -> float:
-        """The display delay that puts the offsets in phase with the breath at the band centre
-        (:func:`rtmag.filters.alignment_delay_s` of the filter at the pair rate)."""
-        from rtmag.filters import alignment_delay_s, design_bandpass
+        """The display delay that puts the offsets in phase with the breath at the band
+        centre (:func:`rtmag.filters.alignment_delay_s` of the filter at the pair rate)."""
+        from rtmag.filters import alignment_delay_s
 
-        low, high = self.config.band
-        return alignment_delay_s(
-            design_bandpass(low, high, self.signal_rate), (low, high), self.signal_rate
-        )
+        return alignment_delay_s(self._sos, self.config.band, self.signal_rate)
 
     def group_delay_s(self) -> float:
         # the causal filter's delay, plus on average half a pair interval of waiting

@@ -290,8 +290,8 @@ class LogGainIntegrator:
         return self.bandpass.group_delay_s(freq_hz)
 
     def alignment_delay_s(self) -> float:
-        """The display delay that puts ``O`` most in phase with the skin colour
-        (:func:`~rtmag.filters.alignment_delay_s`)."""
+        """The display delay that puts ``O`` in phase with the skin colour at the band
+        centre (:func:`~rtmag.filters.alignment_delay_s`)."""
         from rtmag.filters import alignment_delay_s
 
         bp = self.bandpass
