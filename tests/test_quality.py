@@ -225,7 +225,11 @@ def test_measure_respiration_clip_of_an_unchanged_video():
     """magnification 1: the output is the input, so the shoulders' gain is 1, the head
     PSNR is 100 dB and the instrument's own reading of the ideal is finite."""
     from rtmag.magnifier import MagnifierConfig
-    from rtmag.quality import measure_respiration_clip, summarise_respiration
+    from rtmag.quality import (
+        markdown_respiration,
+        measure_respiration_clip,
+        summarise_respiration,
+    )
     from rtmag.synth import SynthConfig
     from tests.test_motion import QuadNet
 
@@ -235,8 +239,13 @@ def test_measure_respiration_clip_of_an_unchanged_video():
     assert row["psnr_input"] == 100.0 and row["psnr_head"] == 100.0
     assert row["gain_raw"] == pytest.approx(1.0)
     assert np.isfinite(row["gain_ideal_raw"]) and row["decimate"] == 4
+    # the output is the input, so its head against the ideal's is the input's
+    assert row["psnr_head_vs_ideal"] == pytest.approx(row["psnr_head_ideal"])
     summary = summarise_respiration([row])
     assert summary["A"]["clips"] == 1
+    assert summary["A"]["psnr_head_vs_ideal"] == pytest.approx(row["psnr_head_vs_ideal"])
+    hv = summary["A"]["psnr_head_vs_ideal"]
+    assert f"| 100.0 / {hv:.1f} |" in markdown_respiration(summary)
 
 
 def test_calibration_is_saved_with_its_step_rule(pulse_weights):
