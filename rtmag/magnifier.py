@@ -939,7 +939,10 @@ class Magnifier:
         self.alignment_delay_s = self.path.alignment_delay_s()
         self.delay_frames = int(round(self.alignment_delay_s * config.fps)) if config.align else 0
         self.rates = RateTracker(
-            window_s=config.rate_window_s, fs=self.path.signal_rate, band=config.band
+            window_s=config.rate_window_s,
+            fs=self.path.signal_rate,
+            band=config.band,
+            derivative=True,  # the network's output is a derivative (rtmag.train)
         )
         self._pending: collections.deque = collections.deque()
         self._shape: tuple[int, int] | None = None

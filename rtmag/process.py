@@ -161,7 +161,11 @@ def magnify_file(
     seconds = time.perf_counter() - t0
     sig = np.asarray(signal, dtype=np.float64)
     rate_fs = magnifier.path.signal_rate
-    est = estimate_rate(sig, rate_fs, config.band, t=np.asarray(times)) if len(sig) else None
+    est = (  # the network's output is a derivative (rtmag.train)
+        estimate_rate(sig, rate_fs, config.band, t=np.asarray(times), derivative=True)
+        if len(sig)
+        else None
+    )
     rate = None if est is None else est.rate_bpm
     return FileResult(
         input=str(src),

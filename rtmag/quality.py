@@ -66,7 +66,7 @@ def measure_clip(scfg, mcfg, net, meta, causal: bool = False) -> dict:
     m_in = metrics.masked_mean(frames, skin)
     m_out = metrics.masked_mean(out, skin)
     dp = np.diff(truth["pulse"])
-    est = estimate_rate(sig, scfg.fps, mcfg.band)
+    est = estimate_rate(sig, scfg.fps, mcfg.band, derivative=True)
     return {
         "task": scfg.task,
         "seed": scfg.seed,
@@ -255,7 +255,7 @@ def real_clip(path, mcfg, net, meta, max_frames: int | None = None) -> dict:
     m_in = metrics.masked_mean(frames, mask)
     m_out = metrics.masked_mean(out, mask)
     pos = pos_pulse(m_in, info.fps)
-    net_hr = estimate_rate(sig, info.fps, mcfg.band)
+    net_hr = estimate_rate(sig, info.fps, mcfg.band, derivative=True)
     pos_hr = estimate_rate(pos, info.fps, mcfg.band)
     return {
         "clip": str(path),
@@ -317,7 +317,7 @@ def measure_respiration_clip(scfg, mcfg, net, meta, causal: bool = False) -> dic
     k = mag.path.k
     dr = np.diff(resp[::k])
     n = min(len(sig), len(dr))
-    est = estimate_rate(sig, mag.path.signal_rate, mcfg.band)
+    est = estimate_rate(sig, mag.path.signal_rate, mcfg.band, derivative=True)
     head = np.asarray(truth["head_mask"], bool)[skip:]
     return {
         "task": scfg.task,
@@ -410,7 +410,7 @@ def real_motion_clip(
     d_in = metrics.vertical_displacement(frames, box)
     d_out = metrics.vertical_displacement(out, box)
     gain = metrics.displacement_gain(d_out, d_in, d_in, info.fps, mcfg.band)
-    est = estimate_rate(sig, mag.path.signal_rate, mcfg.band)
+    est = estimate_rate(sig, mag.path.signal_rate, mcfg.band, derivative=True)
     if figure is not None:
         y0, y1 = box[0], box[1]
         strip_in = frames[:, y0:y1, column].transpose(1, 0, 2)

@@ -474,7 +474,26 @@ def test_demo_without_display_writes_a_clip(tmp_path, weight_file, capsys, monke
     assert main(["demo", "--weights", weight_file, "--duration", "1", "--size", "64x48"]) == 0
     out = capsys.readouterr().out
     assert "no display found" in out and str(tmp_path / "rtmag-demo.mp4") in out
+    assert "the synthetic person's rate: 72.0 bpm" in out
     assert probe(tmp_path / "rtmag-demo.mp4").frames == 30
+
+
+def test_demo_reads_the_person_s_heart_rate(tmp_path, capsys, monkeypatch):
+    """The README's first command end to end with the shipped network: the 10 s clip's
+    heart rate is the synthetic person's (72 bpm), read with confidence. Before the
+    reading took the network's output as a derivative it printed 142.7 bpm."""
+    import re
+
+    from rtmag.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"heart rate: ([0-9.]+) bpm \(confidence ([0-9.]+)\)", out)
+    assert m, out
+    assert abs(float(m.group(1)) - 72.0) < 2 and float(m.group(2)) >= 0.55, out
 
 
 def test_window_keys_without_a_window(tmp_path):

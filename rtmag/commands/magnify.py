@@ -236,12 +236,14 @@ def run(args) -> int:
     return 0
 
 
-UNRELIABLE_BELOW = 0.5  # rtmag.vitals.estimate_rate: white noise alone scores 0.1-0.3
+UNRELIABLE_BELOW = 0.55
+"""The network's reading with no pulse in the clip (synthetic task A and D clips, 10 s,
+the pulse window) scored at most 0.50 (24 clips): below this, noise could have made it."""
 
 
 def rate_line(rep: dict) -> str:
     """``heart rate: 72.0 bpm (confidence 0.80)`` or the breathing rate, from a report;
-    a rate whose confidence is under 0.5 is marked unreliable."""
+    a rate whose confidence is under :data:`UNRELIABLE_BELOW` is marked unreliable."""
     key, what, unit = ("breathing_rate", "breathing rate", "breaths/min")
     if rep.get("mode", "pulse") == "pulse":
         key, what, unit = ("heart_rate", "heart rate", "bpm")
