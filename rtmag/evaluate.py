@@ -581,6 +581,10 @@ def evaluate(
     settings = dataclasses.asdict(cfg)
     settings["size"] = list(cfg.size)
     settings["methods"] = list(cfg.methods)
+    from rtmag.magnifier import MagnifierConfig, step_rule
+
+    # DeepMag's step rule and smoothing (the defaults; the runs compare over time)
+    settings["deepmag_rule"] = step_rule(MagnifierConfig(mode=cfg.mode))
     return {
         "settings": settings,
         "mode_spec": {

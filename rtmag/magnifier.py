@@ -72,6 +72,7 @@ _MEAN_OVER_MEDIAN = math.sqrt(2.0 / math.pi) / 0.6744897501960817
 NOISE_SIZE = "x1_second_difference_median"
 MATCH_SIZES = {"pulse": NOISE_SIZE, "respiration": "abs_x1_mean"}
 DEFAULT_NOISE_MATCH = {"pulse": 4.0, "respiration": 2.0}
+DEFAULT_SMOOTH = {"pulse": 1.5, "respiration": 0.0}
 
 
 @dataclass
@@ -137,6 +138,13 @@ class MagnifierConfig:
             turns it off, and a fixed ``gamma`` leaves it off (the paper's step, as
             given); ``None`` = the mode's default (pulse 4, respiration 2). See
             :meth:`PairAnalyser.noise_weights`.
+        smooth: pulse only: the Gaussian's sigma, in elements of the 36x36 grid, with
+            which the log gains are smoothed over the grid before they are shown
+            (:func:`rtmag.representations.colour.smooth_log_gain`). The sign-corrected
+            ascent moves each element by its own sign, so most of its change is
+            element-to-element noise in the pulse band; the pulse, one change over
+            the whole skin, survives the averaging. 0 is the paper's per-element
+            change; ``None`` = the mode's default (pulse 1.5, respiration 0).
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
             magnification pasted back with a feathered edge (whole frame while no face
@@ -164,6 +172,7 @@ class MagnifierConfig:
     step_scale: str | None = None
     focus: float | None = None
     noise_match: float | None = None
+    smooth: float | None = None
     region: str = "frame"
     device: str = "cpu"
     decimate: int | None = None
@@ -189,6 +198,18 @@ class MagnifierConfig:
                 f"noise_match must be between 1 and 64 (got {self.noise_match}); 1 turns it off"
             )
         self.noise_match = float(self.noise_match)
+        if self.smooth is None:
+            self.smooth = DEFAULT_SMOOTH[self.mode]
+        if not (math.isfinite(self.smooth) and 0.0 <= self.smooth <= 18.0):
+            raise UserError(
+                f"smooth must be between 0 and 18 grid elements (got {self.smooth}); 0 turns it off"
+            )
+        self.smooth = float(self.smooth)
+        if self.mode == "respiration" and self.smooth > 0:
+            raise UserError(
+                "smooth is for the pulse's colour change; respiration's phase offsets "
+                "are already weighted by amplitude (leave it at 0)"
+            )
         if self.step_scale not in STEP_SCALES:
             raise UserError(
                 f"unknown step_scale {self.step_scale!r}; choose one of {', '.join(STEP_SCALES)}"
@@ -710,6 +731,7 @@ def step_rule(config: MagnifierConfig) -> dict:
         "focus": config.focus,
         "noise_match": config.noise_match,
         "noise_size": MATCH_SIZES[config.mode] if config.noise_match > 1 else None,
+        "smooth": config.smooth,
     }
 
 
@@ -717,7 +739,7 @@ def _step_rule_changes(calib: dict, config: MagnifierConfig):
     """``(name, calibrated, now)`` for each step-rule setting that differs. Files
     calibrated before a setting existed carry none: the rule of that time (the median
     scale, no focus)."""
-    before = {"step_scale": "median", "focus": 0.0, "noise_match": 1.0}
+    before = {"step_scale": "median", "focus": 0.0, "noise_match": 1.0, "smooth": 0.0}
     # the first noise match sized the change by |X_1| itself
     before["noise_size"] = "abs_x1" if calib.get("noise_match", 1.0) > 1 else None
     if "noise_boost" in calib and "noise_match" not in calib:  # the one-sided rule
@@ -831,10 +853,13 @@ class ColourPath:
     def causal(self, a: Analysis, times) -> list[Slot]:
         """Log gains of the batch's frames (the first frame of a stream gets none).
         The band-pass follows the frames' timestamps (variable frame rate)."""
+        from rtmag.representations.colour import smooth_log_gain
+
         n = len(a.boxes)
         o = np.zeros((n, SIZE, SIZE, 3))
         if len(a.delta):
-            o[a.at] = self.integrator(a.delta, times=[times[i] for i in a.at])
+            gains = self.integrator(a.delta, times=[times[i] for i in a.at])
+            o[a.at] = smooth_log_gain(gains, self.config.smooth)
         return [Slot(o[i]) for i in range(n)]
 
     def flush(self) -> None:
@@ -845,7 +870,11 @@ class ColourPath:
         indices (``(k, 36, 36, 3)``). ``notes`` gets a line if the clip is too short
         for the zero-phase filter (the causal one is used)."""
         from rtmag.filters import design_bandpass, min_zero_phase_length
-        from rtmag.representations.colour import LogGainIntegrator, offline_log_gain
+        from rtmag.representations.colour import (
+            LogGainIntegrator,
+            offline_log_gain,
+            smooth_log_gain,
+        )
 
         cfg = self.config
         n = len(frame_times)
@@ -860,6 +889,7 @@ class ColourPath:
             gain = np.zeros((n, SIZE, SIZE, 3))
             if n > 1:
                 gain[1:] = LogGainIntegrator(cfg.band[0], cfg.band[1], cfg.fps)(deltas)
+        gain = smooth_log_gain(gain, cfg.smooth)
         return lambda idx: gain[idx]
 
     def render(self, frames: np.ndarray, log_gains: np.ndarray, boxes) -> np.ndarray:

@@ -8,6 +8,7 @@ import torch
 from rtmag.errors import FrameError, UserError
 from rtmag.filters import band_centre, design_bandpass
 from rtmag.representations.colour import (
+    SIZE,
     LogGainIntegrator,
     apply_log_gain,
     downsample,
@@ -222,6 +223,35 @@ def test_known_in_band_gain_offline_and_causal(gain):
     o = offline_log_gain((gain - 1) * x_from_sequence(c), sos)
     amp = _amplitude(t, np.log(c) + o, 1.0) / _amplitude(t, np.log(c), 1.0)
     np.testing.assert_allclose(amp, gain, rtol=0.03)
+
+
+def test_smooth_log_gain_is_a_gaussian_over_the_grid_only():
+    """Reference: the sampled Gaussian, normalised, built directly in float64."""
+    from rtmag.representations.colour import smooth_log_gain
+
+    sigma = 1.5
+    g = np.zeros((2, SIZE, SIZE, 3))
+    g[0, 18, 17, 1] = 1.0  # an impulse in green on frame 0
+    out = smooth_log_gain(g, sigma)
+    r = int(4 * sigma + 0.5)
+    x = np.arange(-r, r + 1)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    k /= k.sum()
+    expect = np.zeros((SIZE, SIZE))
+    expect[18 - r : 18 + r + 1, 17 - r : 17 + r + 1] = np.outer(k, k)
+    np.testing.assert_allclose(out[0, ..., 1], expect, atol=1e-12)
+    # not across colour or time
+    assert not out[0, ..., 0].any() and not out[0, ..., 2].any() and not out[1].any()
+    # a uniform change (the pulse over a whole skin) is left as it is, borders too
+    u = np.full((3, SIZE, SIZE, 3), 0.01) * np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(smooth_log_gain(u, sigma), u, rtol=1e-12)
+    # independent element noise shrinks by about 1 / (2 sqrt(pi) sigma)
+    rng = np.random.default_rng(0)
+    n = rng.standard_normal((4, SIZE, SIZE, 3))
+    ratio = smooth_log_gain(n, sigma)[:, 8:-8, 8:-8].std() / n.std()
+    assert ratio == pytest.approx(1 / (2 * np.sqrt(np.pi) * sigma), rel=0.15)
+    assert smooth_log_gain(g, 0.0) is g
+    assert smooth_log_gain(g.astype(np.float32), sigma).dtype == np.float32
 
 
 def test_causal_equals_offline_causal_reference():

@@ -250,6 +250,7 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
             "focus": 2.0,
             "noise_match": 4.0,
             "noise_size": "x1_second_difference_median",
+            "smooth": 1.5,
         }
     }
     import warnings
@@ -264,7 +265,7 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=old)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        Magnifier(MagnifierConfig(focus=0.0, noise_match=1.0), net=pulse_net, meta=old)
+        Magnifier(MagnifierConfig(focus=0.0, noise_match=1.0, smooth=0.0), net=pulse_net, meta=old)
     # ... and one from before the noise match (none recorded) under the match
     older = {"calibration": {"gamma_per_gain": 0.3, "step_scale": "attention", "focus": 2.0}}
     with pytest.warns(UserWarning, match="noise_match"):
@@ -282,6 +283,14 @@ def test_step_scale_setting_and_calibration_mismatch(pulse_net):
     second = {"calibration": {**meta["calibration"], "noise_size": "x1_second_difference"}}
     with pytest.warns(UserWarning, match="noise_size 'x1_second_difference'"):
         Magnifier(MagnifierConfig(), net=pulse_net, meta=second)
+    # ... and one from before the smoothing (none recorded: the per-element change)
+    unsmoothed = {"calibration": {**meta["calibration"]}}
+    del unsmoothed["calibration"]["smooth"]
+    with pytest.warns(UserWarning, match="smooth 0.0, not 1.5"):
+        Magnifier(MagnifierConfig(), net=pulse_net, meta=unsmoothed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Magnifier(MagnifierConfig(smooth=0.0), net=pulse_net, meta=unsmoothed)
 
 
 def _running(mean, a, alpha, warm=True):
@@ -592,8 +601,8 @@ def test_focus_scales_the_ascent_change_and_zero_is_the_paper(pulse_net):
 
 
 def test_step_rule_options_on_the_command_line():
-    """--focus and --noise-match reach the MagnifierConfig of magnify, webcam and demo;
-    left out, the mode's defaults."""
+    """--focus, --noise-match and --smooth reach the MagnifierConfig of magnify, webcam
+    and demo; left out, the mode's defaults."""
     import argparse
     import importlib
 
@@ -605,13 +614,21 @@ def test_step_rule_options_on_the_command_line():
         return p.parse_args(argv[1:])
 
     for cmd in (["magnify", "in.mp4", "-o", "out.mp4"], ["webcam"], ["demo"]):
-        cfg = magnifier_config(parse(cmd + ["--focus", "1", "--noise-match", "2.5"]))
-        assert (cfg.focus, cfg.noise_match) == (1.0, 2.5)
+        argv = cmd + ["--focus", "1", "--noise-match", "2.5", "--smooth", "0"]
+        cfg = magnifier_config(parse(argv))
+        assert (cfg.focus, cfg.noise_match, cfg.smooth) == (1.0, 2.5, 0.0)
         cfg = magnifier_config(parse(cmd))
-        assert (cfg.focus, cfg.noise_match) == (2.0, 4.0)
+        assert (cfg.focus, cfg.noise_match, cfg.smooth) == (2.0, 4.0, 1.5)
     args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--noise-match", "0.5"])
     with pytest.raises(UserError, match="noise_match"):
         magnifier_config(args)
+    for bad in ("-1", "nan", "40"):
+        with pytest.raises(UserError, match="smooth must be between 0 and 18"):
+            magnifier_config(parse(["magnify", "in.mp4", "-o", "o.mp4", "--smooth", bad]))
+    args = parse(["magnify", "in.mp4", "-o", "o.mp4", "--mode", "respiration", "--smooth", "1"])
+    with pytest.raises(UserError, match="smooth is for the pulse"):
+        magnifier_config(args)
+    assert magnifier_config(parse(["demo", "--mode", "respiration"])).smooth == 0.0
 
 
 def test_ascent_workers_split_the_batch_and_give_the_same_change(pulse_net):

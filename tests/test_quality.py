@@ -267,6 +267,7 @@ def test_calibration_is_saved_with_its_step_rule(pulse_weights):
         "focus": 2.0,
         "noise_match": 4.0,
         "noise_size": "x1_second_difference_median",
+        "smooth": 1.5,
         "clips": "task A, test",
         "magnification": 11.0,
     }

@@ -27,9 +27,7 @@ def add_arguments(p) -> None:
         "--size", type=parse_size, default=(320, 240), help="frame size WxH (default 320x240)"
     )
     p.add_argument("--heart-rate", type=float, default=72.0, help="the person's heart rate in bpm")
-    p.add_argument(
-        "--seed", type=int, default=3, help="seed of the synthetic person (default 3)"
-    )
+    p.add_argument("--seed", type=int, default=3, help="seed of the synthetic person (default 3)")
     p.set_defaults(no_pace=False)
 
 

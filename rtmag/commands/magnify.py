@@ -69,6 +69,15 @@ def add_magnifier_arguments(p) -> None:
         "bright skin, small and large breaths (pulse default 4, respiration 2; 1 = off)",
     )
     p.add_argument(
+        "--smooth",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="pulse: smooth the colour change over the 36x36 grid with a Gaussian of SIGMA "
+        "elements, cancelling the ascent's element-to-element noise (default 1.5; 0 = "
+        "the paper's per-element change)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -120,6 +129,7 @@ def magnifier_config(args, fps: float = 30.0):
         decimate=args.decimate,
         focus=getattr(args, "focus", None),
         noise_match=getattr(args, "noise_match", None),
+        smooth=getattr(args, "smooth", None),
         workers=getattr(args, "workers", None) or 1,
     )
 

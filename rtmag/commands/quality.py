@@ -40,6 +40,13 @@ def add_arguments(p) -> None:
         help="the magnifier's noise match (pulse default 4, respiration 2; 1 = off)",
     )
     p.add_argument(
+        "--smooth",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="pulse: the magnifier's smoothing of the change, in grid elements (default 1.5; 0 = off)",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="first fit --magnification's step-size constant on task-A clips (pulse: "
@@ -79,7 +86,7 @@ def run(args) -> int:
     args.magnification = args.magnification or 20.0
     path = args.weights or str(default_weights_path("pulse"))
     net, meta = load_weights(path, mode="pulse")
-    base = MagnifierConfig(focus=args.focus, noise_match=args.noise_match)
+    base = MagnifierConfig(focus=args.focus, noise_match=args.noise_match, smooth=args.smooth)
     if args.calibrate:
         # every tone at both strengths, on scenes the --tones sweep does not use (the
         # median gain is then the middle of the range over skin tones), and at the
