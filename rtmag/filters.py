@@ -46,6 +46,8 @@ __all__ = [
     "min_zero_phase_length",
     "group_delay_s",
     "band_centre",
+    "alignment_delay_s",
+    "lock_delay_s",
     "steady_state",
     "StreamingBandpass",
     "analog_bandpass_ss",
@@ -316,6 +318,39 @@ def alignment_delay_s(sos: np.ndarray, band: tuple[float, float], fs: float) -> 
     if 0.0 <= phi <= np.pi / 4:
         return 0.0
     return float(((-phi) % (2.0 * np.pi)) / (2.0 * np.pi * f0))
+
+
+def lock_delay_s(
+    sos: np.ndarray, freq_hz: float, fs: float, frame_delay_s: float = 0.0, min_deg: float = 15.0
+) -> float:
+    """How much older a causal band-pass's output to show with each frame so that a
+    sinusoid at ``freq_hz`` sits on its frame in phase, in seconds, in ``[0, 1 /
+    freq_hz)``: the "phase lock" of the live path.
+
+    The filter passes ``f`` with phase ``phi(f)`` (a lead below its centre, a lag
+    above); frames shown ``frame_delay_s`` late add ``2 pi f frame_delay_s``. A lead
+    is undone by pairing each frame with the output of ``phi / (2 pi f)`` seconds
+    before; a lag by the output of one period less that (the same phase of a steady
+    rhythm, one cycle earlier), so neither costs latency. Within ``min_deg`` of
+    in phase it returns 0 (cos 15 degrees = 0.97).
+
+    Args:
+        sos: the causal filter ``(n_sections, 6)``.
+        freq_hz: the source's rate in Hz (``0 < freq_hz < fs / 2``).
+        fs: its sampling rate in samples/s.
+        frame_delay_s: the display delay of the frames (``align``), seconds.
+        min_deg: the phase error left alone, degrees.
+    """
+    sos = _check_sos(sos)
+    f = float(freq_hz)
+    if not (0.0 < f < fs / 2.0):
+        raise UserError(f"freq_hz {f} must lie between 0 and fs/2 = {fs / 2.0}")
+    _, h = signal.sosfreqz(sos, worN=[2.0 * np.pi * f / fs])
+    phi = float(np.angle(h[0])) + 2.0 * np.pi * f * float(frame_delay_s)
+    wrapped = (phi + np.pi) % (2.0 * np.pi) - np.pi
+    if abs(wrapped) <= np.radians(min_deg):
+        return 0.0
+    return float((phi % (2.0 * np.pi)) / (2.0 * np.pi * f))
 
 
 class StreamingBandpass:

@@ -107,6 +107,13 @@ class MotionPath:
 
         return alignment_delay_s(self._sos, self.config.band, self.signal_rate)
 
+    def lock_delay_s(self, freq_hz: float, frame_delay_s: float = 0.0) -> float:
+        """The phase lock's state delay at the breathing rate ``freq_hz``
+        (:func:`rtmag.filters.lock_delay_s` of the filter at the pair rate)."""
+        from rtmag.filters import lock_delay_s
+
+        return lock_delay_s(self._sos, freq_hz, self.signal_rate, frame_delay_s)
+
     def group_delay_s(self) -> float:
         # the causal filter's delay, plus on average half a pair interval of waiting
         return self._delay + 0.5 * (self.k - 1) / self.config.fps

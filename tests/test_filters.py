@@ -240,3 +240,37 @@ def test_alignment_delay_puts_the_band_centre_in_phase():
     assert d > 0.1 and phase_error_deg(lag, band_centre(0.5, 2.0), 30.0, d) < 1e-6
     with pytest.raises(UserError, match="band"):
         alignment_delay_s(lag, (2.0, 1.0), 30.0)
+
+
+def test_lock_delay_puts_a_rate_off_the_centre_in_phase():
+    """The phase lock: a sinusoid away from the band centre, filtered causally, paired
+    with the output ``tau`` seconds older, sits in phase on its frame. Reference:
+    scipy's causal sosfilt of the sinusoid. Unlocked (tau = 0) the output leads below
+    the centre and lags above it; one period of the lowest rate bounds tau."""
+    from rtmag.filters import design_bandpass, lock_delay_s
+
+    for band, fs, rates in (
+        ((0.7, 2.5), 30.0, (0.8, 1.0, 1.6, 2.2)),  # pulse: 48, 60, 96, 132 bpm
+        ((0.16, 0.5), 7.5, (0.17, 0.2, 0.4, 0.47)),  # breathing: 10, 12, 24, 28 /min
+    ):
+        sos = design_bandpass(*band, fs)
+        for f in rates:
+            tau = lock_delay_s(sos, f, fs)
+            assert 0.0 <= tau < 1.0 / f
+            t = np.arange(int(60 / f * fs) // 2 * 2) / fs  # 30 periods
+            x = np.sin(2 * np.pi * f * t)
+            y = signal.sosfilt(sos, x)
+            half = len(x) // 2
+            k = int(round(tau * fs))
+            locked = np.corrcoef(x[half:], y[half - k : len(y) - k])[0, 1]
+            unlocked = np.corrcoef(x[half:], y[half:])[0, 1]
+            # within half a sample of in phase (the pair is whole samples apart)
+            assert locked > np.cos(np.pi * f / fs) - 0.01, (band, f, tau, locked)
+            assert locked > unlocked + 0.1, (band, f, locked, unlocked)
+    # near the centre the lock leaves the output alone
+    sos = design_bandpass(0.7, 2.5, 30.0)
+    assert lock_delay_s(sos, 1.32, 30.0) == 0.0
+    # a frame delay (align) counts: the lead it adds back is undone too
+    assert lock_delay_s(sos, 1.0, 30.0, frame_delay_s=0.2) != lock_delay_s(sos, 1.0, 30.0)
+    with pytest.raises(UserError, match="freq_hz"):
+        lock_delay_s(sos, 20.0, 30.0)

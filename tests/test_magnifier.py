@@ -629,6 +629,9 @@ def test_step_rule_options_on_the_command_line():
     with pytest.raises(UserError, match="smooth is for the pulse"):
         magnifier_config(args)
     assert magnifier_config(parse(["demo", "--mode", "respiration"])).smooth == 0.0
+    for cmd in (["magnify", "in.mp4", "-o", "out.mp4", "--causal"], ["webcam"], ["demo"]):
+        assert magnifier_config(parse(cmd)).phase_lock is True
+        assert magnifier_config(parse(cmd + ["--no-phase-lock"])).phase_lock is False
 
 
 def test_ascent_workers_split_the_batch_and_give_the_same_change(pulse_net):
@@ -669,3 +672,29 @@ def test_ascent_workers_split_the_batch_and_give_the_same_change(pulse_net):
     assert all(name.startswith("rtmag-ascent") for name, _ in later)
     with pytest.raises(UserError, match="workers"):
         MagnifierConfig(workers=0)
+
+
+def test_phase_lock_follows_a_confident_rate_and_forgets_on_reset(pulse_net):
+    """The lock takes the rate reading only from LOCK_CONFIDENCE on, keeps at most one
+    period of the band's low edge of states, and starts again with a new stream."""
+    from rtmag.filters import lock_delay_s
+    from rtmag.magnifier import LOCK_CONFIDENCE, Magnifier, MagnifierConfig
+    from rtmag.vitals import RateEstimate
+
+    mag = Magnifier(MagnifierConfig(), net=pulse_net, meta={})
+    assert mag._history.maxlen == int(np.ceil(30.0 / 0.7)) + 2
+    mag.rates.current = RateEstimate(50.0, LOCK_CONFIDENCE - 0.01, 50.0 / 60)
+    mag._update_lock()
+    assert mag.lock_frames == 0  # not confident enough
+    mag.rates.current = RateEstimate(50.0, 0.9, 50.0 / 60)
+    mag._update_lock()
+    bp = mag.integrator.bandpass
+    assert mag.lock_frames == round(30 * lock_delay_s(bp.sos, 50.0 / 60, 30.0)) > 0
+    rng = np.random.default_rng(0)
+    frames = rng.integers(60, 200, (60, 24, 32, 3), dtype=np.uint8)
+    out = mag.push_many(list(frames[:30])) + mag.push_many(list(frames[30:]))
+    assert len(out) == 60 and len(mag._history) <= mag._history.maxlen
+    mag.reset()
+    assert mag.lock_frames == 0 and len(mag._history) == 0
+    off = Magnifier(MagnifierConfig(phase_lock=False), net=pulse_net, meta={})
+    assert off._history.maxlen == 1 and off.lock_delay_s == 0.0

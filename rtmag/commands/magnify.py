@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -78,6 +79,14 @@ def add_magnifier_arguments(p) -> None:
         "the paper's per-element change)",
     )
     p.add_argument(
+        "--phase-lock",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live and --causal paths: show each frame with the magnification of up to one "
+        "period earlier, so that at the rate read the causal band-pass's phase is undone "
+        "(no latency; default on)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -130,6 +139,7 @@ def magnifier_config(args, fps: float = 30.0):
         focus=getattr(args, "focus", None),
         noise_match=getattr(args, "noise_match", None),
         smooth=getattr(args, "smooth", None),
+        phase_lock=getattr(args, "phase_lock", None),
         workers=getattr(args, "workers", None) or 1,
     )
 
