@@ -365,6 +365,10 @@ def test_compose_shows_both_panes_strip_and_rate():
     canvas = compose(items[-1], st, pane_height=96)
     assert canvas.dtype == np.uint8 and canvas.shape[1] >= 2 * 128
     assert "HR" in status_text(items[-1], st) and "fps" in status_text(items[-1], st)
+    assert "lock" not in status_text(items[-1], st)  # no confident rate: no lock
+    import dataclasses
+
+    assert "lock 0.30 s" in status_text(dataclasses.replace(items[-1], lock_s=0.3), st)
     st.view = "magnified"
     assert compose(items[-1], st, pane_height=96).shape[0] == canvas.shape[0]
 

@@ -90,7 +90,8 @@ def _label(img: np.ndarray, text: str) -> None:
 
 
 def status_text(item, state: DisplayState) -> str:
-    """The status line: rate and confidence, fps, latency, drops, magnification."""
+    """The status line: rate and confidence, fps, latency (and the phase lock's
+    state delay once it follows the rate), drops, magnification."""
     v = item.vitals
     if "breathing_rate_bpm" in v:
         br = v.get("breathing_rate_bpm")
@@ -102,6 +103,8 @@ def status_text(item, state: DisplayState) -> str:
         hr_text = "HR --- bpm" if hr is None else f"HR {hr:.0f} bpm"
     lat = "---" if not np.isfinite(state.latency_ms) else f"{state.latency_ms:.0f}"
     align = f" (align +{item.align_latency_s * 1000:.0f})" if item.align_latency_s else ""
+    lock = getattr(item, "lock_s", 0.0)
+    align += f" | lock {lock:.2f} s" if lock else ""
     gain = f"gamma {item.gamma:.2g}" if item.gamma is not None else f"x{item.magnification:.3g}"
     return (
         f"{hr_text} (conf {conf:.2f}) | {state.fps:.1f} fps | latency {lat} ms{align} | "

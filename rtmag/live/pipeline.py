@@ -56,6 +56,8 @@ class LiveFrame:
         magnification: the magnification in effect.
         gamma: the fixed step size in effect, or None (derived from magnification).
         align_latency_s: the alignment delay (``Magnifier.latency_s``).
+        lock_s: how much older the magnification shown is (the phase lock,
+            ``Magnifier.lock_delay_s``; 0 until the rate is read with confidence).
         event: the vitals event renewed by this frame's batch (:func:`vitals_event`),
             on the first frame of that batch; None on the others.
     """
@@ -70,6 +72,7 @@ class LiveFrame:
     gamma: float | None
     align_latency_s: float
     event: dict | None = None
+    lock_s: float = 0.0
 
 
 def vitals_event(magnifier: Magnifier, dropped: int = 0) -> dict:
@@ -309,6 +312,7 @@ class LivePipeline:
                 gamma=cfg.gamma,
                 align_latency_s=mag.latency_s,
                 event=event,
+                lock_s=getattr(mag, "lock_delay_s", 0.0),
             )
             event = None
             while not self.out.put(item, timeout=0.1):
