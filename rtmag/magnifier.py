@@ -106,9 +106,10 @@ class MagnifierConfig:
             causal band-pass's phase is undone (:func:`rtmag.filters.lock_delay_s`).
             The band-pass leads below its centre and lags above it (respiration:
             +123 degrees at 10 breaths/min, -72 at 24; the pulse: +90 at 50 bpm, -77
-            at 120);
-            there the change moved against the source's own. Adds no latency; the
-            files' zero-phase path has no phase to undo.
+            at 120), where the change moved against the source's own. Adds no
+            latency; holds its last delay while the reading is unsure; counts in
+            frames at ``fps`` (a variable frame rate shifts it a little). The files'
+            zero-phase path has no phase to undo. ``None`` = on (both modes).
         engine: where the ascent runs (see ``rtmag.engines``).
         weights: path of a weight file; ``None`` = the shipped weights of the mode.
         max_batch: the most frame pairs given to the ascent at once.
