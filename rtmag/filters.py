@@ -289,6 +289,12 @@ def band_centre(low_hz: float, high_hz: float) -> float:
     return math.sqrt(float(low_hz) * float(high_hz))
 
 
+def _phase_rad(sos: np.ndarray, freq_hz: float, fs: float) -> float:
+    """Phase of the causal filter's response at ``freq_hz``, radians in ``(-pi, pi]``."""
+    _, h = signal.sosfreqz(sos, worN=[2.0 * np.pi * freq_hz / fs])
+    return float(np.angle(h[0]))
+
+
 def alignment_delay_s(sos: np.ndarray, band: tuple[float, float], fs: float) -> float:
     """The display delay that puts a causal band-pass's output in phase with its input
     at the band's centre ``f0`` (:func:`band_centre`), in seconds (``>= 0``).
@@ -313,8 +319,7 @@ def alignment_delay_s(sos: np.ndarray, band: tuple[float, float], fs: float) -> 
     if not (0.0 < low < high < fs / 2.0):
         raise UserError(f"band {band} must satisfy 0 < low < high < fs/2 = {fs / 2.0}")
     f0 = band_centre(low, high)
-    _, h = signal.sosfreqz(sos, worN=[2.0 * np.pi * f0 / fs])
-    phi = float(np.angle(h[0]))
+    phi = _phase_rad(sos, f0, fs)
     if 0.0 <= phi <= np.pi / 4:
         return 0.0
     return float(((-phi) % (2.0 * np.pi)) / (2.0 * np.pi * f0))
@@ -345,8 +350,7 @@ def lock_delay_s(
     f = float(freq_hz)
     if not (0.0 < f < fs / 2.0):
         raise UserError(f"freq_hz {f} must lie between 0 and fs/2 = {fs / 2.0}")
-    _, h = signal.sosfreqz(sos, worN=[2.0 * np.pi * f / fs])
-    phi = float(np.angle(h[0])) + 2.0 * np.pi * f * float(frame_delay_s)
+    phi = _phase_rad(sos, f, fs) + 2.0 * np.pi * f * float(frame_delay_s)
     wrapped = (phi + np.pi) % (2.0 * np.pi) - np.pi
     if abs(wrapped) <= np.radians(min_deg):
         return 0.0

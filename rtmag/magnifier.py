@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from rtmag.errors import FrameError, UserError
+from rtmag.vitals import RELIABLE_CONFIDENCE
 
 MODES = ("pulse", "respiration")
 REGIONS = ("frame", "face")
@@ -74,9 +75,9 @@ MATCH_SIZES = {"pulse": NOISE_SIZE, "respiration": "abs_x1_mean"}
 DEFAULT_NOISE_MATCH = {"pulse": 4.0, "respiration": 2.0}
 DEFAULT_SMOOTH = {"pulse": 1.5, "respiration": 0.0}
 DEFAULT_PHASE_LOCK = {"pulse": True, "respiration": True}
-LOCK_CONFIDENCE = 0.55
-"""The rate reading's confidence from which the phase lock follows it
-(``rtmag.commands.magnify.UNRELIABLE_BELOW``: pulse-free clips scored up to 0.50)."""
+LOCK_CONFIDENCE = RELIABLE_CONFIDENCE
+"""The rate reading's confidence from which the phase lock follows it: the one from
+which a reading is trusted at all (:data:`rtmag.vitals.RELIABLE_CONFIDENCE`)."""
 
 
 @dataclass

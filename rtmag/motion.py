@@ -81,7 +81,13 @@ class MotionPath:
     """
 
     def __init__(self, net, config, gamma_per_gain: float):
-        from rtmag.filters import RunningSum, VariableRateBandpass, design_bandpass, group_delay_s
+        from rtmag.filters import (
+            RunningSum,
+            VariableRateBandpass,
+            band_centre,
+            design_bandpass,
+            group_delay_s,
+        )
         from rtmag.magnifier import PairAnalyser
 
         self.config = config
@@ -94,7 +100,7 @@ class MotionPath:
         self.bandpass = VariableRateBandpass(low, high, self.signal_rate)
         # the same filter at the nominal pair rate, for its delays
         self._sos = design_bandpass(low, high, self.signal_rate)
-        self._delay = float(group_delay_s(self._sos, (low * high) ** 0.5, self.signal_rate))
+        self._delay = float(group_delay_s(self._sos, band_centre(low, high), self.signal_rate))
         self.size = int(getattr(net, "in_size", 123))
         self.geometry = None
         self.num_scales = None

@@ -28,6 +28,7 @@ __all__ = [
     "RateEstimate",
     "estimate_rate",
     "RateTracker",
+    "RELIABLE_CONFIDENCE",
     "pos_pulse",
 ]
 
@@ -35,6 +36,10 @@ PULSE_BAND = (0.7, 2.5)
 """Heart rate band in Hz (42-150 bpm), the paper's."""
 RESPIRATION_BAND = (0.16, 0.5)
 """Breathing band in Hz (about 10-30 breaths/min), the paper's."""
+RELIABLE_CONFIDENCE = 0.55
+"""The confidence from which a network reading is trusted (printed without
+"unreliable", followed by the phase lock): the network's reading of pulse-free
+synthetic clips (tasks A and D, 10 s, the pulse window, 24 clips) scored at most 0.50."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,8 @@ def estimate_rate(
     band and 10-30 s windows): treat values below ~0.5 as unreliable. A running sum
     (``derivative=True``) tilts noise towards the band's low edge, so it scores
     higher: the network's reading of 10 s synthetic clips without a pulse scored up
-    to 0.50, and ``rtmag magnify`` calls readings under 0.55 unreliable.
+    to 0.50, and readings under :data:`RELIABLE_CONFIDENCE` (0.55) are called
+    unreliable.
 
     Args:
         signal: ``(T,)`` samples, any real dtype.

@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 from rtmag.commands.common import quiet_threads
+from rtmag.vitals import RELIABLE_CONFIDENCE
 
 
 def add_magnifier_arguments(p) -> None:
@@ -256,9 +257,7 @@ def run(args) -> int:
     return 0
 
 
-UNRELIABLE_BELOW = 0.55
-"""The network's reading with no pulse in the clip (synthetic task A and D clips, 10 s,
-the pulse window) scored at most 0.50 (24 clips): below this, noise could have made it."""
+UNRELIABLE_BELOW = RELIABLE_CONFIDENCE  # below it, noise could have made the reading
 
 
 def rate_line(rep: dict) -> str:

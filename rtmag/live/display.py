@@ -103,11 +103,11 @@ def status_text(item, state: DisplayState) -> str:
         hr_text = "HR --- bpm" if hr is None else f"HR {hr:.0f} bpm"
     lat = "---" if not np.isfinite(state.latency_ms) else f"{state.latency_ms:.0f}"
     align = f" (align +{item.align_latency_s * 1000:.0f})" if item.align_latency_s else ""
-    lock = getattr(item, "lock_s", 0.0)
-    align += f" | lock {lock:.2f} s" if lock else ""
+    lock_s = getattr(item, "lock_s", 0.0)
+    lock = f" | lock {lock_s:.2f} s" if lock_s else ""
     gain = f"gamma {item.gamma:.2g}" if item.gamma is not None else f"x{item.magnification:.3g}"
     return (
-        f"{hr_text} (conf {conf:.2f}) | {state.fps:.1f} fps | latency {lat} ms{align} | "
+        f"{hr_text} (conf {conf:.2f}) | {state.fps:.1f} fps | latency {lat} ms{align}{lock} | "
         f"dropped {item.dropped} | {gain}"
     )
 
