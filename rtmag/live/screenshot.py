@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     require_display()
     w, h = (int(v) for v in args.size.split("x"))
-    src = synthetic_source((w, h), 72.0, 7, 60.0)
+    src = synthetic_source((w, h), 72.0, 3, 60.0)  # the demo's default person
     if args.weights:
         mag = Magnifier(
             MagnifierConfig(magnification=args.magnification, weights=args.weights, engine="auto")
