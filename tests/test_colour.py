@@ -297,3 +297,71 @@ def test_odd_sizes_round_trip():
     assert out.shape == (2, 37, 53, 3) and out.dtype == np.uint8
     out = apply_log_gain(frames[1:], o, mode="additive", lowres=lo[1:])
     assert out.shape == (2, 37, 53, 3)
+
+
+def _common_change(rng, axis, t=300, noise=1.0):
+    """Log gains ``(t, L, L, 3)``: one colour change ``axis * s(t)`` on every element
+    (s a 1.2 Hz sinusoid at 30 fps) plus independent element noise of sd ``noise``."""
+    s = np.sin(2 * np.pi * 1.2 * np.arange(t) / 30.0)
+    return s[:, None, None, None] * np.asarray(axis) + noise * rng.standard_normal(
+        (t, SIZE, SIZE, 3)
+    )
+
+
+def test_colour_axis_and_the_projection_on_it():
+    """Reference: a change whose colour is known, under element noise 10 times its size;
+    the projection against (g . v) v computed directly."""
+    from rtmag.representations.colour import colour_axis, project_on_axis
+
+    rng = np.random.default_rng(3)
+    v0 = np.array([0.2, 1.0, 0.6])
+    v0 /= np.linalg.norm(v0)
+    g = 0.01 * _common_change(rng, v0, noise=10.0)
+    v = colour_axis(g)
+    assert np.linalg.norm(v) == pytest.approx(1.0)
+    assert abs(v @ v0) > 0.995
+    np.testing.assert_array_equal(colour_axis(np.zeros((5, SIZE, SIZE, 3))), [0.0, 1.0, 0.0])
+    p = project_on_axis(g, v)
+    np.testing.assert_allclose(
+        p, np.einsum("...c,c->...", g, v)[..., None] * v, rtol=1e-9, atol=1e-15
+    )
+    np.testing.assert_allclose(project_on_axis(p, v), p, rtol=1e-9, atol=1e-15)  # idempotent
+    # the common change is kept; the element noise keeps a third of its energy
+    clean = 0.01 * _common_change(rng, v0, noise=0.0)
+    assert np.linalg.norm(project_on_axis(clean, v)) / np.linalg.norm(clean) > 0.995
+    noise = g - clean
+    assert (project_on_axis(noise, v).var() / noise.var()) == pytest.approx(1 / 3, rel=0.05)
+    across = np.cross(g, v)  # orthogonal to v everywhere: removed
+    assert np.abs(project_on_axis(across, v)).max() < 1e-12
+    assert project_on_axis(g.astype(np.float32), v).dtype == np.float32
+
+
+def test_running_colour_axis_converges_waits_and_does_not_depend_on_chunking():
+    """The stream's axis: frames before the warm-up pass unchanged, later ones are
+    projected on the running axis, which finds the known colour; frame by frame and in
+    chunks give the same output; the running moment against a float64 computation."""
+    from rtmag.representations.colour import ColourAxis, project_on_axis
+
+    rng = np.random.default_rng(4)
+    v0 = np.array([-0.1, 1.0, 0.4])
+    v0 /= np.linalg.norm(v0)
+    g = 0.01 * _common_change(rng, v0, t=240, noise=5.0)
+    a = ColourAxis(halflife_frames=150.0, warmup=60)
+    out = a(g)
+    np.testing.assert_array_equal(out[:60], g[:60])
+    assert abs(a.axis @ v0) > 0.995
+    np.testing.assert_allclose(out[-1], project_on_axis(g[-1], a.axis), rtol=1e-12)
+    b = ColourAxis(halflife_frames=150.0, warmup=60)
+    chunks = [b(g[i : i + 37]) for i in range(0, len(g), 37)]
+    np.testing.assert_array_equal(np.concatenate(chunks), out)
+    # equal weights over the first 1 / rate frames, then forgetting with the half-life
+    ref = np.zeros((3, 3))
+    for k, gk in enumerate(g, start=1):
+        m = gk.reshape(-1, 3).mean(0)
+        step = max(1 - 0.5 ** (1 / 150.0), 1.0 / k)
+        ref += step * (np.outer(m, m) - ref)
+    np.testing.assert_allclose(b.moment, ref, rtol=1e-12)
+    b.reset()
+    assert b.frames == 0 and not b.moment.any()
+    with pytest.raises(ValueError, match="halflife"):
+        ColourAxis(halflife_frames=0.0, warmup=1)

@@ -3,6 +3,8 @@ held-out synthetic clips whose ideal output is known."""
 
 from __future__ import annotations
 
+import argparse
+
 from rtmag.commands.common import parse_size, quiet_threads
 
 
@@ -47,6 +49,12 @@ def add_arguments(p) -> None:
         help="pulse: the magnifier's smoothing of the change, in grid elements (default 1.5; 0 = off)",
     )
     p.add_argument(
+        "--colour-axis",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pulse: the magnifier's projection of the change on its colour axis (default off)",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="first fit --magnification's step-size constant on task-A clips (pulse: "
@@ -86,7 +94,12 @@ def run(args) -> int:
     args.magnification = args.magnification or 20.0
     path = args.weights or str(default_weights_path("pulse"))
     net, meta = load_weights(path, mode="pulse")
-    base = MagnifierConfig(focus=args.focus, noise_match=args.noise_match, smooth=args.smooth)
+    base = MagnifierConfig(
+        focus=args.focus,
+        noise_match=args.noise_match,
+        smooth=args.smooth,
+        colour_axis=args.colour_axis,
+    )
     if args.calibrate:
         # every tone at both strengths, on scenes the --tones sweep does not use (the
         # median gain is then the middle of the range over skin tones), and at the
@@ -219,6 +232,7 @@ def _run_respiration(args) -> int:
         engine=engine,
         focus=args.focus,
         noise_match=args.noise_match,
+        colour_axis=args.colour_axis,  # the pulse's only: refused with a reason
     )
     if args.calibrate:
         # three breaths of different sizes: the gain depends on the breath's size
