@@ -583,8 +583,10 @@ def evaluate(
     settings["methods"] = list(cfg.methods)
     from rtmag.magnifier import MagnifierConfig, step_rule
 
-    # DeepMag's step rule and smoothing (the defaults; the runs compare over time)
-    settings["deepmag_rule"] = step_rule(MagnifierConfig(mode=cfg.mode))
+    # DeepMag's step rule, smoothing and colour axis (the defaults; the runs compare
+    # over time)
+    dm = MagnifierConfig(mode=cfg.mode)
+    settings["deepmag_rule"] = {**step_rule(dm), "colour_axis": dm.colour_axis}
     return {
         "settings": settings,
         "mode_spec": {

@@ -75,7 +75,7 @@ MATCH_SIZES = {"pulse": NOISE_SIZE, "respiration": "abs_x1_mean"}
 DEFAULT_NOISE_MATCH = {"pulse": 4.0, "respiration": 2.0}
 DEFAULT_SMOOTH = {"pulse": 1.5, "respiration": 0.0}
 DEFAULT_PHASE_LOCK = {"pulse": True, "respiration": True}
-DEFAULT_COLOUR_AXIS = {"pulse": False, "respiration": False}
+DEFAULT_COLOUR_AXIS = {"pulse": True, "respiration": False}
 # colour_axis: the half-life of the running colour moment, and the frames shown
 # unprojected at a stream's start (the band-pass's own start is about 1 s)
 COLOUR_AXIS_HALFLIFE_S = 5.0
@@ -165,20 +165,22 @@ class MagnifierConfig:
             element-to-element noise in the pulse band; the pulse, one change over
             the whole skin, survives the averaging. 0 is the paper's per-element
             change; ``None`` = the mode's default (pulse 1.5, respiration 0).
-        colour_axis: pulse only: keep each element's change only along one colour, the
-            axis along which the grid's mean change moves
-            (:func:`rtmag.representations.colour.colour_axis`; live, a running estimate
-            with a half-life of 5 s, :class:`~rtmag.representations.colour.ColourAxis`,
-            the first 2 s of a stream shown unprojected). The change the ascent makes
-            on the skin is one colour change; the noise it amplifies with it is
-            independent per channel, so about two thirds of it lie off that axis. The
-            axis is the change's own colour, not the input's (on moving synthetic
-            heads the input's in-band skin colour followed the head's shading). Off
-            by default: on held-out synthetic clips it brought the output 1.7-2.1 dB
-            nearer the ideal at the same gain on every task, but on dark skin with a
-            weak pulse, where the change's colour is read from little more than
-            noise, it lowered some clips' gain (README). Shown after the calibrated
-            step, so not part of :func:`step_rule`. ``None`` = off (both modes).
+        colour_axis: pulse only: scale each element's change across one colour, the
+            axis along which the grid's mean change moves, by ``1 - reliability``
+            (:func:`rtmag.representations.colour.colour_axis`: reliability 1 keeps
+            only the change along the axis, 0 all of it; live, a running estimate with
+            a half-life of 5 s, :class:`~rtmag.representations.colour.ColourAxis`, the
+            first 2 s of a stream shown unprojected). The change the ascent makes on
+            the skin is one colour change; the noise it amplifies with it is
+            independent per channel, so about two thirds of it lie across that axis.
+            The axis is the change's own colour, not the input's (on moving synthetic
+            heads the input's in-band skin colour followed the head's shading). On
+            held-out synthetic clips it brought the output 1.6-2.5 dB nearer the ideal
+            at the same gain on every task. The reliability matters on a weak pulse on
+            dark skin, where the axis is read from little more than noise: a full
+            projection there lowered tone V's weak-pulse gain by a quarter. Shown
+            after the calibrated step, so not part of :func:`step_rule`. ``None`` = the
+            mode's default (pulse on, respiration off).
         region: ``"frame"``: the representation is the whole frame, as the paper;
             ``"face"``: a tracked square box around the face (``rtmag.region``), the
             magnification pasted back with a feathered edge (whole frame while no face
@@ -959,7 +961,7 @@ class ColourPath:
                 gain[1:] = LogGainIntegrator(cfg.band[0], cfg.band[1], cfg.fps)(deltas)
         gain = smooth_log_gain(gain, cfg.smooth)
         if cfg.colour_axis:
-            gain = project_on_axis(gain, colour_axis(gain))
+            gain = project_on_axis(gain, *colour_axis(gain))
         return lambda idx: gain[idx]
 
     def render(self, frames: np.ndarray, log_gains: np.ndarray, boxes) -> np.ndarray:

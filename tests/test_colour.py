@@ -310,22 +310,35 @@ def _common_change(rng, axis, t=300, noise=1.0):
 
 def test_colour_axis_and_the_projection_on_it():
     """Reference: a change whose colour is known, under element noise 10 times its size;
-    the projection against (g . v) v computed directly."""
+    the reliability against the moment's eigenvalues from numpy in float64; the
+    projection against g - (1 - r) (g - (g . v) v) computed directly."""
     from rtmag.representations.colour import colour_axis, project_on_axis
 
     rng = np.random.default_rng(3)
     v0 = np.array([0.2, 1.0, 0.6])
     v0 /= np.linalg.norm(v0)
     g = 0.01 * _common_change(rng, v0, noise=10.0)
-    v = colour_axis(g)
+    v, rel = colour_axis(g)
     assert np.linalg.norm(v) == pytest.approx(1.0)
     assert abs(v @ v0) > 0.995
-    np.testing.assert_array_equal(colour_axis(np.zeros((5, SIZE, SIZE, 3))), [0.0, 1.0, 0.0])
-    p = project_on_axis(g, v)
-    np.testing.assert_allclose(
-        p, np.einsum("...c,c->...", g, v)[..., None] * v, rtol=1e-9, atol=1e-15
-    )
+    m = g.reshape(len(g), -1, 3).mean(1)
+    lam = np.linalg.eigvalsh(m.T @ m)
+    assert rel == pytest.approx((lam[2] - lam[1]) / lam[2], rel=1e-9)
+    # the signal's power 0.5 against the mean's noise, (10 / 36)^2 = 0.077 per channel
+    assert rel == pytest.approx(0.5 / (0.5 + (10 / 36) ** 2), abs=0.03)
+    # noise alone: nearly as much power across any axis as along it
+    assert colour_axis(0.01 * _common_change(rng, v0 * 0, noise=10.0))[1] < 0.25
+    z = colour_axis(np.zeros((5, SIZE, SIZE, 3)))
+    np.testing.assert_array_equal(z[0], [0.0, 1.0, 0.0])
+    assert z[1] == 0.0
+    along = np.einsum("...c,c->...", g, v)[..., None] * v
+    p = project_on_axis(g, v)  # reliability 1: the component along the axis only
+    np.testing.assert_allclose(p, along, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(project_on_axis(p, v), p, rtol=1e-9, atol=1e-15)  # idempotent
+    np.testing.assert_allclose(
+        project_on_axis(g, v, 0.25), along + 0.75 * (g - along), rtol=1e-9, atol=1e-15
+    )
+    np.testing.assert_allclose(project_on_axis(g, v, 0.0), g, rtol=1e-9, atol=1e-15)
     # the common change is kept; the element noise keeps a third of its energy
     clean = 0.01 * _common_change(rng, v0, noise=0.0)
     assert np.linalg.norm(project_on_axis(clean, v)) / np.linalg.norm(clean) > 0.995
@@ -338,8 +351,9 @@ def test_colour_axis_and_the_projection_on_it():
 
 def test_running_colour_axis_converges_waits_and_does_not_depend_on_chunking():
     """The stream's axis: frames before the warm-up pass unchanged, later ones are
-    projected on the running axis, which finds the known colour; frame by frame and in
-    chunks give the same output; the running moment against a float64 computation."""
+    projected on the running axis with its reliability, which finds the known colour;
+    frame by frame and in chunks give the same output; the running moment against a
+    float64 computation."""
     from rtmag.representations.colour import ColourAxis, project_on_axis
 
     rng = np.random.default_rng(4)
@@ -349,8 +363,9 @@ def test_running_colour_axis_converges_waits_and_does_not_depend_on_chunking():
     a = ColourAxis(halflife_frames=150.0, warmup=60)
     out = a(g)
     np.testing.assert_array_equal(out[:60], g[:60])
-    assert abs(a.axis @ v0) > 0.995
-    np.testing.assert_allclose(out[-1], project_on_axis(g[-1], a.axis), rtol=1e-12)
+    axis, rel = a.axis
+    assert abs(axis @ v0) > 0.995 and rel > 0.9
+    np.testing.assert_allclose(out[-1], project_on_axis(g[-1], axis, rel), rtol=1e-12)
     b = ColourAxis(halflife_frames=150.0, warmup=60)
     chunks = [b(g[i : i + 37]) for i in range(0, len(g), 37)]
     np.testing.assert_array_equal(np.concatenate(chunks), out)

@@ -158,6 +158,7 @@ def test_respiration_column_plugs_in(tmp_path):
     result = json.loads((out / "evaluate_respiration_quick.json").read_text())
     assert result["settings"]["target"] == 10.0
     assert result["settings"]["deepmag_rule"]["smooth"] == 0.0  # pulse only
+    assert result["settings"]["deepmag_rule"]["colour_axis"] is False  # pulse only
     _check_table(result["results"]["respiration"], {"phase"})
     for name in ("scanlines", "phase_traces"):
         assert (out / f"{name}_respiration_quick.png").stat().st_size > 1000

@@ -636,8 +636,8 @@ def test_step_rule_options_on_the_command_line():
     for cmd in (["magnify", "in.mp4", "-o", "out.mp4", "--causal"], ["webcam"], ["demo"]):
         assert magnifier_config(parse(cmd)).phase_lock is True
         assert magnifier_config(parse(cmd + ["--no-phase-lock"])).phase_lock is False
-        assert magnifier_config(parse(cmd)).colour_axis is False
-        assert magnifier_config(parse(cmd + ["--colour-axis"])).colour_axis is True
+        assert magnifier_config(parse(cmd)).colour_axis is True
+        assert magnifier_config(parse(cmd + ["--no-colour-axis"])).colour_axis is False
     assert magnifier_config(parse(["demo", "--mode", "respiration"])).colour_axis is False
     args = parse(["demo", "--mode", "respiration", "--colour-axis"])
     with pytest.raises(UserError, match="colour_axis is for the pulse"):
@@ -710,41 +710,40 @@ def test_phase_lock_follows_a_confident_rate_and_forgets_on_reset(pulse_net):
     assert off._history.maxlen == 1 and off.lock_delay_s == 0.0
 
 
-def test_colour_axis_keeps_one_colour_of_change_live_and_offline(pulse_net):
-    """colour_axis: after the warm-up each frame's log gain is one colour times a map
-    (rank 1 over the grid), on the live path and on the files' zero-phase path; without
-    it the three channels change independently. Respiration refuses it."""
+def test_colour_axis_projects_the_change_live_and_offline(pulse_net):
+    """colour_axis: each frame's log gain is the unprojected one with its part across
+    the colour axis scaled by 1 - reliability: the running axis live (after the warm-up),
+    the clip's one axis on the files' zero-phase path. Respiration refuses it."""
     from rtmag.magnifier import COLOUR_AXIS_WARMUP_S
+    from rtmag.representations.colour import colour_axis, project_on_axis
 
     frames = clip(t=120, seed=5)
-
-    def ranks(states):
-        sv = np.stack([np.linalg.svd(s.reshape(-1, 3), compute_uv=False) for s in states])
-        return sv[:, 1] / sv[:, 0]
-
     states = {}
     for on in (True, False):
         mag = Magnifier(MagnifierConfig(gamma=2e-3, colour_axis=on), net=pulse_net, meta={})
         run(mag, frames, 16)
         states[on] = list(mag._history)  # the last frames' log gains (the lock's history)
         assert len(states[on]) > 20 and 120 - len(states[on]) > 30 * COLOUR_AXIS_WARMUP_S
-    assert ranks(states[True]).max() < 1e-5
-    assert ranks(states[False]).min() > 1e-3
+        if on:
+            axis, rel = mag.path.axis.axis
+    assert 0.0 < rel <= 1.0
+    want = project_on_axis(states[False][-1].astype(np.float64), axis, rel)
+    np.testing.assert_allclose(states[True][-1], want, rtol=1e-4, atol=1e-9)
+    assert not np.allclose(states[True][-1], states[False][-1], rtol=1e-3, atol=0)
     # the files' path: one axis for the whole clip, the colour of its common change
     rng = np.random.default_rng(1)
     v0 = np.array([0.2, 1.0, 0.5]) / np.linalg.norm([0.2, 1.0, 0.5])
     deltas = 1e-3 * rng.standard_normal((119, 36, 36, 3))
     deltas += 1e-3 * np.sin(np.arange(119) / 4.0)[:, None, None, None] * v0
     times = np.arange(120) / 30.0
+    gains = {}
     for on in (True, False):
         mag = Magnifier(MagnifierConfig(colour_axis=on), net=pulse_net, meta={})
-        gains = mag.path.offline(deltas, times[1:], times, [])(np.arange(120))
-        r = ranks(gains[1:])
-        assert (r.max() < 1e-9) if on else (r.min() > 1e-3)
-        if on:
-            v = gains[60, 10, 10] / np.linalg.norm(gains[60, 10, 10])
-            assert abs(v @ v0) > 0.99
+        gains[on] = mag.path.offline(deltas, times[1:], times, [])(np.arange(120))
+    axis, rel = colour_axis(gains[False])
+    assert abs(axis @ v0) > 0.99 and rel > 0.9
+    np.testing.assert_allclose(gains[True], project_on_axis(gains[False], axis, rel), rtol=1e-12)
     with pytest.raises(UserError, match="colour_axis is for the pulse"):
         MagnifierConfig(mode="respiration", colour_axis=True)
     assert MagnifierConfig(mode="respiration").colour_axis is False
-    assert MagnifierConfig().colour_axis is False  # opt-in (README: dark skin)
+    assert MagnifierConfig().colour_axis is True

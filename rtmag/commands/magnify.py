@@ -83,9 +83,9 @@ def add_magnifier_arguments(p) -> None:
         "--colour-axis",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="pulse: keep the colour change only along the one colour the whole change "
-        "moves in, dropping the noise off it (2 dB nearer the ideal on synthetic clips, "
-        "but less gain on dark skin with a weak pulse; default off)",
+        help="pulse: keep the colour change along the one colour the whole change moves "
+        "in, dropping the noise across it as far as that colour is clear (about 2 dB "
+        "nearer the ideal on synthetic clips at the same gain; default on)",
     )
     p.add_argument(
         "--phase-lock",

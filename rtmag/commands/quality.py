@@ -52,7 +52,7 @@ def add_arguments(p) -> None:
         "--colour-axis",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="pulse: the magnifier's projection of the change on its colour axis (default off)",
+        help="pulse: the magnifier's projection of the change on its colour axis (default on)",
     )
     p.add_argument(
         "--calibrate",

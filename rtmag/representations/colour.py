@@ -353,46 +353,53 @@ def smooth_log_gain(log_gain: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(a, sig, mode="nearest", truncate=4.0).astype(a.dtype, copy=False)
 
 
-def colour_axis(log_gain: np.ndarray) -> np.ndarray:
-    """The colour along which a clip's magnified change moves: a unit 3-vector.
+def colour_axis(log_gain: np.ndarray) -> tuple[np.ndarray, float]:
+    """The colour along which a clip's magnified change moves, and how sure that is.
 
     Args:
         log_gain: ``(T, L, L, 3)`` band-passed log gains of ``T`` frames.
 
     Returns:
-        ``(3,)`` float64 of norm 1 (sign arbitrary): the principal axis of the grid's
-        mean log gain ``m(t)``, the eigenvector of ``sum_t m(t) m(t)^T`` with the
-        largest eigenvalue. ``(0, 1, 0)`` (green) when the change is all zero.
+        ``(axis, reliability)``: ``axis`` ``(3,)`` float64 of norm 1 (sign arbitrary),
+        the principal axis of the grid's mean log gain ``m(t)`` (the eigenvector of
+        ``M = sum_t m(t) m(t)^T`` with the largest eigenvalue ``l1``); ``reliability``
+        ``(l1 - l2) / l1`` in [0, 1] (``l2`` the second): the share of the axis's
+        power that stands above the power across it. 1 for a change of one colour, 0
+        when the moment is as large across the axis as along it (noise, or nothing:
+        an all-zero change gives green and 0).
 
     Why: the change the network's ascent makes on the skin is one colour change,
     common to hundreds of elements, and the grid mean is that colour; the noise the
     ascent amplifies with it is independent from element to element and channel to
-    channel, and mostly cancels in the mean (not wholly: on a weak pulse on dark skin
-    what is left of it can outweigh the change and take the axis; README,
-    ``--colour-axis``). The axis is the change's own colour, as the
-    ascent made it (source-specific), not the input's: on moving synthetic heads the
-    input's band-passed skin colour followed the head's shading (near grey).
+    channel, and mostly cancels in the mean. Not wholly: on a weak pulse on dark skin
+    what is left can outweigh the change and take the axis, and then the reliability
+    is low (:func:`project_on_axis` keeps that much less). The axis is the change's
+    own colour, as the ascent made it (source-specific), not the input's: on moving
+    synthetic heads the input's band-passed skin colour followed the head's shading.
     """
     g = np.asarray(log_gain, dtype=np.float64)
     m = g.reshape(len(g), -1, 3).mean(axis=1)
     return _principal_axis(m.T @ m)
 
 
-def _principal_axis(moment: np.ndarray) -> np.ndarray:
-    """Unit eigenvector of the symmetric 3x3 ``moment`` with the largest eigenvalue;
-    green when the moment is all zero (no change seen yet)."""
+def _principal_axis(moment: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(axis, reliability)`` of the symmetric 3x3 ``moment`` (see
+    :func:`colour_axis`); green and 0 when it is all zero (no change seen yet)."""
     if not np.any(moment):
-        return np.array([0.0, 1.0, 0.0])
-    _, vecs = np.linalg.eigh(moment)
-    return vecs[:, -1]
+        return np.array([0.0, 1.0, 0.0]), 0.0
+    vals, vecs = np.linalg.eigh(moment)
+    rel = (vals[2] - vals[1]) / vals[2] if vals[2] > 0 else 0.0
+    return vecs[:, -1], float(min(max(rel, 0.0), 1.0))
 
 
-def project_on_axis(log_gain: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """``log_gain`` ``(..., 3)`` projected on the unit colour ``axis`` ``(3,)``: each
-    element keeps only its change along that colour (same shape and dtype)."""
+def project_on_axis(log_gain: np.ndarray, axis: np.ndarray, reliability: float = 1.0) -> np.ndarray:
+    """``log_gain`` ``(..., 3)`` with its component across the unit colour ``axis``
+    ``(3,)`` scaled by ``1 - reliability``: with 1 each element keeps only its change
+    along that colour, with 0 it is returned as it is (same shape and dtype)."""
     a = np.asarray(log_gain)
     v = np.asarray(axis, dtype=np.float64)
-    return ((a @ v)[..., None] * v).astype(a.dtype, copy=False)
+    along = (a @ v)[..., None] * v
+    return (along + (1.0 - float(reliability)) * (a - along)).astype(a.dtype, copy=False)
 
 
 class ColourAxis:
@@ -402,9 +409,9 @@ class ColourAxis:
     Each frame's grid-mean log gain ``m`` updates the running moment ``M <- M + r (m
     m^T - M)`` (``r`` from the half-life in frames; its first steps are ``1 / n``, an
     equal average, until that is smaller than ``r``), and the frame is projected on
-    ``M``'s principal axis. The frames before ``warmup`` frames have passed are shown
-    unprojected: a first axis, from a few frames of the band-pass's start, could point
-    anywhere.
+    ``M``'s principal axis with ``M``'s reliability (:func:`project_on_axis`). The
+    frames before ``warmup`` frames have passed are shown unprojected: a first axis,
+    from a few frames of the band-pass's start, could point anywhere.
 
     Args:
         halflife_frames: the moment's half-life in frames (> 0).
@@ -424,8 +431,8 @@ class ColourAxis:
         self.frames = 0
 
     @property
-    def axis(self) -> np.ndarray:
-        """The current axis (unit 3-vector)."""
+    def axis(self) -> tuple[np.ndarray, float]:
+        """The current ``(axis, reliability)``."""
         return _principal_axis(self.moment)
 
     def __call__(self, log_gain: np.ndarray) -> np.ndarray:
@@ -438,7 +445,7 @@ class ColourAxis:
             r = max(self.rate, 1.0 / self.frames)
             self.moment += r * (np.outer(m, m) - self.moment)
             if self.frames > self.warmup:
-                out[k] = project_on_axis(g[k], self.axis)
+                out[k] = project_on_axis(g[k], *self.axis)
         return out
 
 
