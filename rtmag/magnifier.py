@@ -854,11 +854,11 @@ class ColourPath:
         self.signal_rate = config.fps
         self.tracker = None
         self._prev_frame: np.ndarray | None = None
-        self.axis = None
+        self.colour_axis = None  # the running colour axis (config.colour_axis)
         if config.colour_axis:
             from rtmag.representations.colour import ColourAxis
 
-            self.axis = ColourAxis(
+            self.colour_axis = ColourAxis(
                 COLOUR_AXIS_HALFLIFE_S * config.fps, round(COLOUR_AXIS_WARMUP_S * config.fps)
             )
         if config.region == "face":
@@ -889,8 +889,8 @@ class ColourPath:
         self._prev_frame = None
         if self.tracker is not None:
             self.tracker.reset()
-        if self.axis is not None:
-            self.axis.reset()
+        if self.colour_axis is not None:
+            self.colour_axis.reset()
 
     def analyse(self, frames: np.ndarray, times) -> Analysis:
         from rtmag.representations.colour import downsample
@@ -926,7 +926,7 @@ class ColourPath:
         if len(a.delta):
             gains = self.integrator(a.delta, times=[times[i] for i in a.at])
             gains = smooth_log_gain(gains, self.config.smooth)
-            o[a.at] = gains if self.axis is None else self.axis(gains)
+            o[a.at] = gains if self.colour_axis is None else self.colour_axis(gains)
         return [Slot(o[i]) for i in range(n)]
 
     def flush(self) -> None:

@@ -725,7 +725,7 @@ def test_colour_axis_projects_the_change_live_and_offline(pulse_net):
         states[on] = list(mag._history)  # the last frames' log gains (the lock's history)
         assert len(states[on]) > 20 and 120 - len(states[on]) > 30 * COLOUR_AXIS_WARMUP_S
         if on:
-            axis, rel = mag.path.axis.axis
+            axis, rel = mag.path.colour_axis.axis
     assert 0.0 < rel <= 1.0
     want = project_on_axis(states[False][-1].astype(np.float64), axis, rel)
     np.testing.assert_allclose(states[True][-1], want, rtol=1e-4, atol=1e-9)

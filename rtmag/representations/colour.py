@@ -377,9 +377,14 @@ def colour_axis(log_gain: np.ndarray) -> tuple[np.ndarray, float]:
     own colour, as the ascent made it (source-specific), not the input's: on moving
     synthetic heads the input's band-passed skin colour followed the head's shading.
     """
-    g = np.asarray(log_gain, dtype=np.float64)
-    m = g.reshape(len(g), -1, 3).mean(axis=1)
+    m = _grid_mean(log_gain)
     return _principal_axis(m.T @ m)
+
+
+def _grid_mean(log_gain: np.ndarray) -> np.ndarray:
+    """``(T, 3)`` float64 mean over the grid of ``(T, L, L, 3)`` log gains."""
+    g = np.asarray(log_gain)
+    return g.reshape(len(g), -1, 3).mean(axis=1, dtype=np.float64)
 
 
 def _principal_axis(moment: np.ndarray) -> tuple[np.ndarray, float]:
@@ -438,9 +443,8 @@ class ColourAxis:
     def __call__(self, log_gain: np.ndarray) -> np.ndarray:
         """Push the ``(T, L, L, 3)`` log gains of consecutive frames; get them projected."""
         g = np.asarray(log_gain)
-        means = g.reshape(len(g), -1, 3).astype(np.float64).mean(axis=1)
         out = np.array(g, copy=True)
-        for k, m in enumerate(means):
+        for k, m in enumerate(_grid_mean(g)):
             self.frames += 1
             r = max(self.rate, 1.0 / self.frames)
             self.moment += r * (np.outer(m, m) - self.moment)
