@@ -93,6 +93,11 @@ class TrainConfig:
         breathing_amplitude: (lo, hi) peak chest displacement in pixels at 480 rows
             for respiration training clips, drawn log-uniformly (renderer default
             0.6-2.5; validation keeps the default).
+        init: a weight file of the same mode to start from (fine-tuning) instead of a
+            random network. Its input scale ``x_scale`` is kept, it is scored on the
+            validation clips before the first epoch, and a weight file is written
+            only when an epoch beats that score. The file's calibration is not
+            carried over: calibrate the result (``rtmag quality --calibrate``).
         out: where the weight file goes.
     """
 
@@ -113,6 +118,7 @@ class TrainConfig:
     workers: int = 2
     pulse_amplitude: tuple[float, float] | None = (0.004, 0.04)
     breathing_amplitude: tuple[float, float] | None = (1.0, 5.0)
+    init: str | None = None
     out: str = "rtmag/weights/pulse.pt"
 
     @classmethod
@@ -135,6 +141,12 @@ class TrainConfig:
             raise UserError(f"lr must be in (0, 1) (got {self.lr})")
         if self.seconds * self.fps < 64:
             raise UserError("clips need at least 64 frames (seconds * fps)")
+        if int(self.curriculum_epochs) < 0:
+            raise UserError(f"curriculum_epochs must be >= 0 (got {self.curriculum_epochs})")
+        for name in ("pulse_amplitude", "breathing_amplitude"):
+            rng = getattr(self, name)
+            if rng is not None and not (len(rng) == 2 and 0 < rng[0] <= rng[1]):
+                raise UserError(f"{name} must be (lo, hi) with 0 < lo <= hi (got {rng})")
 
 
 def clip_config(
@@ -323,11 +335,11 @@ def draw_curve(history: list[dict], path: pathlib.Path) -> None:
     cv2.rectangle(img, (m, m // 2), (w - m, h - m), (0, 0, 0), 1)
     n = max(len(history), 2)
 
-    def pts(values, lo, hi):
+    def pts(values, lo, hi, first=0):
         return np.array(
             [
                 (
-                    m + i * (w - 2 * m) / (n - 1),
+                    m + (first + i) * (w - 2 * m) / (n - 1),
                     h - m - (v - lo) / max(hi - lo, 1e-9) * (h - 1.5 * m),
                 )
                 for i, v in enumerate(values)
@@ -335,10 +347,12 @@ def draw_curve(history: list[dict], path: pathlib.Path) -> None:
             np.int32,
         )
 
-    loss = [r["train_loss"] for r in history]
+    # a fine-tuning run's epoch 0 (the starting weights) has a score but no loss
+    first = int(bool(history) and history[0]["train_loss"] is None)
+    loss = [r["train_loss"] for r in history[first:]]
     corr = [r["val"]["all"] for r in history]
     if loss:
-        cv2.polylines(img, [pts(loss, 0, max(loss))], False, (200, 0, 0), 2)
+        cv2.polylines(img, [pts(loss, 0, max(loss), first)], False, (200, 0, 0), 2)
         cv2.polylines(img, [pts(corr, 0, 1)], False, (0, 140, 0), 2)
     cv2.putText(
         img, "train loss (red, 0..max)", (m, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 0, 0), 1
@@ -369,6 +383,8 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
     from rtmag.nets import create_net
 
     torch.manual_seed(cfg.seed)
+    # a wrong starting file fails here, before minutes of rendering
+    net, parent = _start_from(cfg, log) if cfg.init is not None else (None, None)
     t0 = time.time()
     with tqdm(total=cfg.clips + cfg.val_clips, desc="rendering clips", unit="clip") as bar:
         xs, ys, tasks, easy_clip = build_dataset(cfg, val=False, progress=bar)
@@ -382,8 +398,11 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
         f"data: {len(x_all)} training pairs, {sum(map(len, vys))} validation pairs, "
         f"X std {x_std:.3g}, rendered in {t_data:.0f} s"
     )
-    net = create_net(cfg.mode, x_scale=1.0 / x_std)
     band = BANDS[cfg.mode]
+    if parent is not None:
+        x_std = 1.0 / float(net.x_scale)  # keep the input scale the network learned
+    else:
+        net = create_net(cfg.mode, x_scale=1.0 / x_std)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x_t = torch.from_numpy(x_all)
     y_t = torch.from_numpy(y_all)
@@ -399,6 +418,12 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
 
     history: list[dict] = []
     best, best_state = -2.0, None
+    if parent is not None:
+        val = evaluate_net(net, vxs, vys, vtasks, cfg.fps, band)
+        history.append({"epoch": 0, "train_loss": None, "val": val, "minutes": 0.0})
+        log("starting weights: val corr " + "  ".join(f"{k} {v:.3f}" for k, v in val.items()))
+        best = val["all"]
+        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     step = 0
     t_train = time.time()
     for epoch in range(cfg.epochs):
@@ -440,17 +465,46 @@ def train(cfg: TrainConfig, log=print) -> tuple[nn.Module, list[dict]]:
             best = val["all"]
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             # written after every improving epoch: an interrupted run keeps its best
-            _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data)
+            _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data, parent)
         if cfg.max_minutes is not None and rec["minutes"] > cfg.max_minutes:
             log(f"stopping: {cfg.max_minutes} minutes of training reached")
             break
     net.load_state_dict(best_state)
     net.eval()
-    log(f"wrote {cfg.out} (best validation correlation {best:.3f})")
+    if not any(r["val"]["all"] > history[0]["val"]["all"] for r in history[1:]) and parent:
+        log(
+            f"no epoch beat the starting weights {cfg.init} (validation correlation"
+            f" {best:.3f}); nothing written: try a lower --lr or more clips"
+        )
+    else:
+        log(f"wrote {cfg.out} (best validation correlation {best:.3f})")
     return net, history
 
 
-def _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data) -> None:
+def _start_from(cfg: TrainConfig, log) -> tuple[nn.Module, dict]:
+    """Load ``cfg.init`` for fine-tuning: ``(network in training mode, parent record)``.
+    The parent record (file, its SHA-256, its recipe and validation) goes into the new
+    file's recipe so that the result can be rebuilt."""
+    import hashlib
+
+    from rtmag.nets import load_weights
+
+    net, meta = load_weights(cfg.init, cfg.mode)
+    for prm in net.parameters():
+        prm.requires_grad_(True)
+    net.train()
+    digest = hashlib.sha256(pathlib.Path(cfg.init).read_bytes()).hexdigest()
+    log(f"starting from {cfg.init} (sha256 {digest[:12]})")
+    return net, {
+        "path": str(cfg.init),
+        "sha256": digest,
+        "recipe": meta.get("recipe"),
+        "validation": meta.get("validation"),
+        "calibration": meta.get("calibration"),  # not carried over
+    }
+
+
+def _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data, parent=None):
     """Write the weight file (best state so far), its history JSON and loss curve."""
     from rtmag import __version__
     from rtmag.nets import create_net, save_weights
@@ -485,6 +539,7 @@ def _write_result(cfg, net, best_state, history, x_std, band, t_train, t_data) -
             "optimizer": "AdamW",
             "loss": "MSE",
             "schedule": "warm-up + cosine",
+            "init": parent,
         },
         "seed": cfg.seed,
         "validation": history[int(np.argmax([r["val"]["all"] for r in history]))],

@@ -348,3 +348,37 @@ def test_tone_sweep_clips_and_command(pulse_weights, tmp_path, capsys):
     means = [g for a in ("0.004", "0.01") for g in saved["summary"][a]["gain"].values()]
     assert saved["summary"]["range"]["low"] == pytest.approx(min(means) / 20.0 - 1.0)
     assert "of the gain asked" in table
+
+
+def test_calibrate_iterates_until_the_gain_is_met(monkeypatch):
+    """The gain is not linear in the step constant: from a start far off (a new
+    network, no constant in its file) the fit keeps rescaling until a measured round
+    is within the tolerance, and returns that measured constant."""
+    import rtmag.quality as quality
+    from rtmag.magnifier import MagnifierConfig
+
+    def fake_measure(clip, mcfg, net, meta):  # saturating-then-steep, like the real one
+        c = meta["calibration"]["gamma_per_gain"]
+        return {"gain": 1.0 + 60.0 * (c / 0.4) ** 1.6}
+
+    monkeypatch.setattr(quality, "measure_clip", fake_measure)
+    logs = []
+    c = quality.calibrate(
+        None, {}, [None] * 3, magnification=20.0, log=logs.append, mcfg=MagnifierConfig()
+    )
+    gain = fake_measure(None, None, None, {"calibration": {"gamma_per_gain": c}})["gain"]
+    assert abs(gain - 20.0) <= 0.05 * 20.0
+    assert f"gamma_per_gain {c:.4g} -> gains" in logs[-1]  # the constant returned was measured
+    assert 2 <= len(logs) <= 5
+
+    logs.clear()
+    c1 = quality.calibrate(
+        None, {}, [None], magnification=20.0, rounds=1, log=logs.append, mcfg=MagnifierConfig()
+    )
+    assert "unmeasured" in logs[-1] and c1 != quality_default()
+
+
+def quality_default():
+    from rtmag.magnifier import DEFAULT_GAMMA_PER_GAIN
+
+    return DEFAULT_GAMMA_PER_GAIN

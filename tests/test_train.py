@@ -64,3 +64,83 @@ def test_train_respiration_smoke(tmp_path):
     assert out.with_suffix(".loss.png").stat().st_size > 0
     hist = json.loads(out.with_suffix(".history.json").read_text())
     assert np.isfinite(hist[0]["val"]["all"])
+
+
+def _pulse_cfg(tmp_path, name, **kw):
+    base = dict(
+        clips=2,
+        val_clips=4,
+        seconds=3.0,
+        render_size=(80, 60),
+        crops_per_clip=1,
+        epochs=1,
+        batch=64,
+        workers=1,
+        curriculum_epochs=0,
+        out=str(tmp_path / name),
+    )
+    base.update(kw)
+    return TrainConfig.for_mode("pulse", **base)
+
+
+def test_train_pulse_smoke_then_fine_tune(tmp_path):
+    """A seconds-long pulse run writes a loadable PulseNet; a fine-tuning run from it
+    keeps its input scale, records where it started, and writes nothing when no epoch
+    beats the starting weights."""
+    import hashlib
+
+    import torch
+
+    from rtmag.nets import PulseNet, load_weights
+    from rtmag.train import train
+
+    first = _pulse_cfg(tmp_path, "a.pt", pulse_amplitude=(0.01, 0.02))
+    train(first, log=lambda *_: None)
+    net_a, meta_a = load_weights(first.out, mode="pulse")
+    assert isinstance(net_a, PulseNet) and meta_a["recipe"]["init"] is None
+    assert meta_a["recipe"]["pulse_amplitude"] == [0.01, 0.02]
+
+    tuned = _pulse_cfg(tmp_path, "b.pt", init=first.out, seed=7, epochs=2, lr=1e-3)
+    lines = []
+    _, hist = train(tuned, log=lines.append)
+    assert hist[0]["epoch"] == 0 and hist[0]["train_loss"] is None  # the starting score
+    assert hist[0]["val"]["all"] == pytest.approx(meta_a["validation"]["val"]["all"], abs=0.5)
+    if (tmp_path / "b.pt").exists():
+        net_b, meta_b = load_weights(tuned.out, mode="pulse")
+        parent = meta_b["recipe"]["init"]
+        assert parent["sha256"] == hashlib.sha256((tmp_path / "a.pt").read_bytes()).hexdigest()
+        assert parent["recipe"]["seed"] == 0
+        assert float(net_b.x_scale) == float(net_a.x_scale)
+        assert not torch.equal(net_b.body[0].weight, net_a.body[0].weight)
+        assert meta_b["validation"]["epoch"] >= 1
+    else:
+        assert "nothing written" in lines[-1]
+
+    still = _pulse_cfg(tmp_path, "c.pt", init=first.out, lr=1e-12)
+    lines = []
+    train(still, log=lines.append)
+    assert not (tmp_path / "c.pt").exists()
+    assert "no epoch beat the starting weights" in lines[-1] and "nothing written" in lines[-1]
+
+
+def test_fine_tune_refuses_weights_of_the_other_mode(tmp_path):
+    from rtmag.errors import WeightsError
+    from rtmag.nets import default_weights_path
+    from rtmag.train import train
+
+    cfg = _pulse_cfg(tmp_path, "x.pt", init=str(default_weights_path("respiration")))
+    with pytest.raises(WeightsError, match="respiration weights, but pulse weights are needed"):
+        train(cfg, log=lambda *_: None)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"curriculum_epochs": -1}, "curriculum_epochs must be >= 0"),
+        ({"pulse_amplitude": (0.02, 0.01)}, "pulse_amplitude must be"),
+        ({"pulse_amplitude": (0.0, 0.01)}, "pulse_amplitude must be"),
+    ],
+)
+def test_train_config_rejects_bad_settings(kw, match):
+    with pytest.raises(UserError, match=match):
+        TrainConfig.for_mode("pulse", **kw)

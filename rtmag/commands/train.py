@@ -39,6 +39,28 @@ def add_arguments(p):
     p.add_argument(
         "--max-minutes", type=float, default=None, help="stop training after this many minutes"
     )
+    p.add_argument(
+        "--curriculum-epochs",
+        type=int,
+        help="first epochs on easy clips only (still or slow, strong source;"
+        f" {both('curriculum_epochs')})",
+    )
+    p.add_argument(
+        "--amplitude",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="source amplitude of training clips, drawn log-uniformly: pulse relative"
+        f" reflectance (default {d.pulse_amplitude[0]} {d.pulse_amplitude[1]}), respiration"
+        f" chest pixels at 480 rows ({d.breathing_amplitude[0]} {d.breathing_amplitude[1]})",
+    )
+    p.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="fine-tune: start from this weight file of the same mode instead of a random"
+        " network (a file is written only if an epoch beats it on validation; calibrate"
+        " the result with `rtmag quality --calibrate`)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers, help="rendering processes")
     p.add_argument("--out", help="weight file to write (rtmag/weights/pulse.pt or respiration.pt)")
@@ -58,6 +80,13 @@ def run(args) -> int:
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,
+        curriculum_epochs=args.curriculum_epochs,
+        **{
+            ("pulse_amplitude" if args.mode == "pulse" else "breathing_amplitude"): (
+                tuple(args.amplitude) if args.amplitude else None
+            )
+        },
+        init=args.init,
         max_minutes=args.max_minutes,
         seed=args.seed,
         workers=args.workers,
