@@ -352,9 +352,15 @@ def check_frame(frame, shape: tuple[int, int] | None = None) -> np.ndarray:
             "convert with cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)"
         )
     if frame.ndim != 3 or frame.shape[2] not in (3, 4):
-        raise FrameError(f"a frame must have shape (H, W, 3), got {frame.shape}")
+        raise FrameError(
+            f"a frame must have shape (H, W, 3) (RGB, or RGBA whose alpha is dropped), got"
+            f" {frame.shape}"
+        )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise FrameError(f"got a zero-size frame of shape {frame.shape}")
+        raise FrameError(
+            f"got a zero-size frame of shape {frame.shape}: the camera or decoder returned"
+            " no picture; skip it (the stream so far is kept) and push the next frame"
+        )
     if frame.shape[2] == 4:
         frame = frame[..., :3]
     if frame.dtype != np.uint8:

@@ -117,12 +117,23 @@ def test_bad_frames_are_refused_with_advice(pulse_net):
     mag = Magnifier(MagnifierConfig(), net=pulse_net)
     with pytest.raises(FrameError, match="COLOR_GRAY2RGB"):
         mag.push(np.zeros((20, 20), np.uint8))
-    with pytest.raises(FrameError, match="zero-size"):
+    with pytest.raises(FrameError, match="zero-size.*skip it"):
         mag.push(np.zeros((0, 20, 3), np.uint8))
     with pytest.raises(FrameError, match="uint8"):
         mag.push(np.zeros((20, 20, 3), np.float32))
     with pytest.raises(FrameError, match="numpy array"):
         mag.push([[1, 2, 3]])
+    # a refused frame loses nothing: the stream goes on and every good frame comes out
+    rng = np.random.default_rng(0)
+    good = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(12)]
+    outs, stream = [], Magnifier(MagnifierConfig(), net=pulse_net)
+    for i, f in enumerate(good):
+        outs += stream.push(f)
+        if i == 5:
+            with pytest.raises(FrameError, match="zero-size"):
+                stream.push(np.zeros((0, 0, 3), np.uint8))
+    outs += stream.flush()
+    assert [o.index for o in outs] == list(range(12))
     mag.push(np.zeros((20, 20, 3), np.uint8), t=0.0)
     with pytest.raises(FrameError, match="size changed"):
         mag.push(np.zeros((21, 20, 3), np.uint8), t=0.1)
