@@ -67,6 +67,23 @@ def test_measure_clip_of_an_unchanged_video(pulse_net):
     assert r["psnr_input"] == 100.0
     assert r["psnr_ideal"] == pytest.approx(r["psnr_input_vs_ideal"])
     assert r["offskin_db"] == 0.0
+    assert -1.0 <= r["corr_pos"] <= 1.0 and -1.0 <= r["corr_linear"] <= 1.0
+
+
+def test_classical_readings_find_a_strong_still_pulse(pulse_net):
+    """The reference readings quality reports beside the network's (POS and the fixed
+    linear projection on the true skin) read a strong pulse on a still, noise-free
+    clip (0.8-0.9: task A's head still sways and its light drifts), with the true
+    derivative's sign."""
+    from rtmag.magnifier import MagnifierConfig
+    from rtmag.quality import measure_clip
+    from rtmag.synth import SynthConfig
+
+    base = dict(task="A", seconds=8, size=(96, 72), seed=5, sensor_noise=0.0)
+    r = measure_clip(
+        SynthConfig(pulse_amplitude=0.03, **base), MagnifierConfig(magnification=1.0), pulse_net, {}
+    )
+    assert r["corr_pos"] > 0.7 and r["corr_linear"] > 0.7  # task A still moves a little
 
 
 def _texture_frames(shifts, h=64, w=96, seed=0):
