@@ -226,3 +226,20 @@ def test_auto_reprobes_when_the_cached_choice_is_not_installed(pulse_net, monkey
     again = create_engine("auto", pulse_net, 2, candidates=cands, probe_batch=2)
     assert again.name == "adjoint"
     assert all(e["choice"] == "adjoint" for e in json.loads(path.read_text()).values())
+
+
+def test_auto_measures_an_engine_installed_after_a_probe_that_skipped_it(
+    pulse_net, monkeypatch, capsys
+):
+    """A probe made while onnx was missing is not reused once it is installed."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install rtmag[onnx]")
+    pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
+    cands = ["onnx", "adjoint"]
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "onnxruntime", None)  # not installed yet
+        first = create_engine("auto", pulse_net, 2, candidates=cands, probe_batch=2)
+    assert first.info["auto"]["skipped"].keys() == {"onnx"}
+    capsys.readouterr()
+    after = create_engine("auto", pulse_net, 2, candidates=cands, probe_batch=2)
+    assert "probing onnx, adjoint" in capsys.readouterr().err
+    assert set(after.info["auto"]["ms_per_frame"]) == {"onnx", "adjoint"}

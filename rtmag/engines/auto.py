@@ -4,8 +4,9 @@ The probe builds each candidate engine, runs it once (export or compile happen
 here), then times a few batches of ``probe_batch`` frames and keeps the lowest median
 time per frame. The choice is cached in ``<cache>/auto.json`` under a key made of
 the machine (CPU model, cores, torch threads, GPU), the network's weights, ``n_iter``,
-the precision and the device, so a second start only builds the chosen engine. The
-choice is printed once per process and key (stderr).
+the precision, the device, the candidates and which of their packages are missing, so
+a second start only builds the chosen engine, and installing an engine's extra later
+makes a new probe. The choice is printed once per process and key (stderr).
 
 An engine that cannot run here (its extra missing, no CUDA) is skipped with its
 reason, which the probe records.
@@ -115,6 +116,22 @@ def probe_engines(
     }
 
 
+#: Python packages an engine needs beyond torch (``auto``'s cache key notes those missing).
+_PACKAGES = {"onnx": ("onnxruntime", "onnx", "onnxscript"), "tensorrt": ("torch_tensorrt",)}
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    import importlib.util
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _load(path) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
@@ -153,6 +170,11 @@ def create_auto(
 
     net_key = ascent_key(net, n_iter)
     key = f"{machine_id(device)}-{net_key}-{precision}-{device}-{','.join(candidates)}"
+    # which candidates' packages import here: installing one (pip install rtmag[onnx])
+    # after a probe that skipped it makes a new key, so it is measured
+    missing = [c for c in candidates if not all(map(_importable, _PACKAGES.get(c, ())))]
+    if missing:
+        key += "-without:" + ",".join(missing)
     path = cache_dir() / "auto.json"
     record = None if reprobe else _load(path).get(key)
     probed = record is None or record.get("choice") not in candidates
