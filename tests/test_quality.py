@@ -361,10 +361,13 @@ def test_tone_sweep_clips_and_command(pulse_weights, tmp_path, capsys):
     assert "tone 6" in table and table.count("| 0.004 |") == 1 and "| 0.01 |" in table
     saved = json.loads(out.read_text())
     assert len(saved["rows"]) == 12
-    assert sorted(saved["summary"]) == ["0.004", "0.01", "range"]
+    assert sorted(saved["summary"]) == ["0.004", "0.01", "clips_within_30pct", "range"]
     means = [g for a in ("0.004", "0.01") for g in saved["summary"][a]["gain"].values()]
     assert saved["summary"]["range"]["low"] == pytest.approx(min(means) / 20.0 - 1.0)
-    assert "of the gain asked" in table
+    inside = sum(abs(r["gain"] / 20.0 - 1.0) <= 0.3 for r in saved["rows"])
+    assert saved["summary"]["clips_within_30pct"] == [inside, 12]
+    assert f"of the gain asked; {inside} of 12 clips within ±30%" in table
+    assert "uncertain" in table  # one scene a tone is too few to judge a dark tone's mean
 
 
 def test_calibrate_iterates_until_the_gain_is_met(monkeypatch):

@@ -185,11 +185,18 @@ def _run_tones(args, mcfg, net, meta) -> int:
         summary[str(a)] = {"gain": gain, "offskin_db_max": worst}
     asked = float(mcfg.magnification)
     summary["range"] = {"low": min(means) / asked - 1.0, "high": max(means) / asked - 1.0}
+    inside = sum(abs(r["gain"] / asked - 1.0) <= 0.3 for r in rows)
+    summary["clips_within_30pct"] = [int(inside), len(rows)]
     print(f"mean gain on skin per tone over {args.per_task} scene(s) (asked {asked:g}):")
     print("\n".join(lines))
     print(
         f"tone means from {summary['range']['low']:+.0%} to {summary['range']['high']:+.0%} "
-        "of the gain asked"
+        f"of the gain asked; {inside} of {len(rows)} clips within ±30%"
+        + (
+            ""
+            if args.per_task >= 6
+            else " (under 6 scenes a tone: a dark tone's mean is uncertain by up to about 18%)"
+        )
     )
     _write_json(args, summary, rows)
     return 0
