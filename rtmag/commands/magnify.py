@@ -110,7 +110,9 @@ def add_magnifier_arguments(p) -> None:
         "--region",
         default="frame",
         choices=["frame", "face"],
-        help="representation from the whole frame (the paper) or a tracked face box",
+        help="representation from the whole frame (the paper; the default, and nearer the"
+        " ideal on every synthetic task) or a tracked face box (on a turning head it can"
+        " lose the pulse)",
     )
 
 
