@@ -143,3 +143,19 @@ def test_video_error_is_a_user_error():
     from rtmag.errors import UserError
 
     assert issubclass(VideoError, UserError)
+
+
+def test_env_reports_versions_engines_kernels_and_weights(capsys, monkeypatch):
+    """`rtmag env --json`: what a bug report needs, the shipped weights checked."""
+    import sys
+
+    assert main(["env", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    for key in ("rtmag", "torch", "opencv", "pyav", "onnxruntime", "triton", "kernels"):
+        assert key in info
+    assert {"adjoint", "eager", "onnx"} <= set(info["engines"])
+    assert info["encoders"]["libx264"] is True
+    assert all(w["ok"] and w["calibrated"] for w in info["weights"].values())
+    monkeypatch.setitem(sys.modules, "triton", None)
+    assert main(["env"]) == 0
+    assert "kernels: triton is not installed" in capsys.readouterr().out

@@ -51,10 +51,22 @@ def collect() -> dict:
         "pyav": _version("av"),
         "onnxruntime": _version("onnxruntime"),
         "torch_tensorrt": _version("torch_tensorrt"),
+        "triton": _version("triton"),
+        "kernels": _kernels(),
         "encoders": available_encoders(),
         "engines": list_engines(),
         "weights": weights,
     }
+
+
+def _kernels() -> str:
+    """Whether rtmag.kernels' Triton kernels run here, and if not why."""
+    import torch
+
+    from rtmag.kernels.ascent_step import triton_available
+
+    ok, why = triton_available()
+    return "run (CUDA)" if ok and torch.cuda.is_available() else ("run" if ok else why)
 
 
 def run(args) -> int:
