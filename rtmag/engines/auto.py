@@ -171,10 +171,10 @@ def create_auto(
     net_key = ascent_key(net, n_iter)
     key = f"{machine_id(device)}-{net_key}-{precision}-{device}-{','.join(candidates)}"
     # which candidates' packages import here: installing one (pip install rtmag[onnx])
-    # after a probe that skipped it makes a new key, so it is measured
+    # after a probe that skipped it makes a new key, so it is measured (always in the
+    # key, so that records from before this note are probed again once too)
     missing = [c for c in candidates if not all(map(_importable, _PACKAGES.get(c, ())))]
-    if missing:
-        key += "-without:" + ",".join(missing)
+    key += "-missing:" + (",".join(missing) or "none")
     path = cache_dir() / "auto.json"
     record = None if reprobe else _load(path).get(key)
     probed = record is None or record.get("choice") not in candidates
