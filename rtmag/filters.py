@@ -53,11 +53,19 @@ __all__ = [
     "analog_bandpass_ss",
     "VariableRateBandpass",
     "RunningSum",
+    "ema_rate",
 ]
 
 # Chunks up to this many frames take the vectorised numpy path in sosfilt_step;
 # longer ones go to scipy's compiled loop.
 _NUMPY_MAX_T = 4
+
+
+def ema_rate(halflife: float, dt: float) -> float:
+    """The step ``a`` of an exponential running mean ``m <- m + a (x - m)`` whose weight
+    halves every ``halflife`` (in the units of ``dt``, the time between updates):
+    ``1 - 2 ** (-dt / halflife)``; 1 (no memory) when ``halflife <= 0``."""
+    return 1.0 - 0.5 ** (dt / halflife) if halflife > 0 else 1.0
 
 
 def design_bandpass(low_hz: float, high_hz: float, fs: float, order: int = 6) -> np.ndarray:

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from rtmag.errors import FrameError, UserError
+from rtmag.filters import ema_rate
 from rtmag.vitals import RELIABLE_CONFIDENCE
 
 MODES = ("pulse", "respiration")
@@ -382,10 +383,6 @@ DEFAULT_GAMMA_PER_GAIN = 0.05
 """Fallback calibration when a weight file carries none (see ``rtmag.quality.calibrate``)."""
 
 
-def _ema_alpha(halflife_s: float, dt_s: float) -> float:
-    return 1.0 - 0.5 ** (dt_s / max(halflife_s, 1e-9))
-
-
 class PairAnalyser:
     """Turn representations of frame pairs into the ascent's change ``dX``.
 
@@ -429,7 +426,7 @@ class PairAnalyser:
         self.dsize: torch.Tensor | None = None
         self._last_x1: torch.Tensor | None = None
         self._sizes_seen = 0
-        self._alpha = _ema_alpha(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
+        self._alpha = ema_rate(config.scale_halflife_s, 1.0 / (pair_rate or config.fps))
 
     def reset(self) -> None:
         self.prev = None

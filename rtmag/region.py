@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from rtmag.errors import FrameError, UserError
+from rtmag.filters import ema_rate
 
 __all__ = [
     "Box",
@@ -455,11 +456,7 @@ class FaceTracker:
             self._state = meas
             self._out = meas.copy()
         else:
-            dt = max(t - self._t_detect, 0.0)
-            if self.smoothing_halflife_s > 0:
-                a = 1.0 - 2.0 ** (-dt / self.smoothing_halflife_s)
-            else:
-                a = 1.0
+            a = ema_rate(self.smoothing_halflife_s, max(t - self._t_detect, 0.0))
             self._state = self._state + a * (meas - self._state)
             # backlash: hold still within the dead-zone, then follow at its edge
             d = self.deadzone_px

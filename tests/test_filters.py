@@ -274,3 +274,12 @@ def test_lock_delay_puts_a_rate_off_the_centre_in_phase():
     assert lock_delay_s(sos, 1.0, 30.0, frame_delay_s=0.2) != lock_delay_s(sos, 1.0, 30.0)
     with pytest.raises(UserError, match="freq_hz"):
         lock_delay_s(sos, 20.0, 30.0)
+
+
+def test_ema_rate_halves_the_weight_every_half_life():
+    from rtmag.filters import ema_rate
+
+    a = ema_rate(2.0, 0.1)  # 20 updates a half-life
+    assert (1 - a) ** 20 == pytest.approx(0.5)
+    assert ema_rate(5.0, 1.0) == pytest.approx(1 - 0.5**0.2)
+    assert ema_rate(0.0, 0.1) == 1.0 and ema_rate(0.0, 0.0) == 1.0  # no memory

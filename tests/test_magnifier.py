@@ -326,7 +326,8 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
     one or in a batch; reset forgets N, D and X_1."""
     import torch
 
-    from rtmag.magnifier import NOISE_MATCH_SCALE, MagnifierConfig, PairAnalyser, _ema_alpha
+    from rtmag.filters import ema_rate
+    from rtmag.magnifier import NOISE_MATCH_SCALE, MagnifierConfig, PairAnalyser
 
     cfg = MagnifierConfig(fps=30.0, noise_match=1.2, scale_halflife_s=1 / 30)
     rng = np.random.default_rng(11)
@@ -338,7 +339,7 @@ def test_noise_weights_against_a_direct_computation(pulse_net):
     d[:, 2] *= 10.0  # where the gradient pushed hardest: lowered
     d[:, 1, 0, 0] = 0.0  # never moved
     kappa = 0.002 * (cfg.magnification - 1.0) * NOISE_MATCH_SCALE
-    alpha = _ema_alpha(cfg.scale_halflife_s, 1 / cfg.fps)
+    alpha = ema_rate(cfg.scale_halflife_s, 1 / cfg.fps)
     mean_over_median = np.sqrt(2 / np.pi) / 0.6744897501960817  # of |x|, x normal
     n = dm = None
     want = []
@@ -555,13 +556,14 @@ def test_focus_weights_against_a_direct_computation(pulse_net):
     reset forgets A."""
     import torch
 
-    from rtmag.magnifier import MagnifierConfig, PairAnalyser, _ema_alpha
+    from rtmag.filters import ema_rate
+    from rtmag.magnifier import MagnifierConfig, PairAnalyser
 
     cfg = MagnifierConfig(fps=30.0, focus=2.0)
     rng = np.random.default_rng(5)
     g = torch.from_numpy(np.abs(rng.normal(size=(4, 3, 6, 6))) ** 3)
     g[2, :, :3] = 0.0
-    a = _ema_alpha(cfg.scale_halflife_s, 1 / 30.0)
+    a = ema_rate(cfg.scale_halflife_s, 1 / 30.0)
     want, att = [], None
     for gi in g.numpy():
         att = gi.copy() if att is None else att + a * (gi - att)

@@ -37,7 +37,13 @@ import cv2
 import numpy as np
 
 from rtmag.errors import FrameError, UserError
-from rtmag.filters import RunningSum, StreamingBandpass, VariableRateBandpass, zero_phase
+from rtmag.filters import (
+    RunningSum,
+    StreamingBandpass,
+    VariableRateBandpass,
+    ema_rate,
+    zero_phase,
+)
 
 __all__ = [
     "SIZE",
@@ -426,7 +432,7 @@ class ColourAxis:
     def __init__(self, halflife_frames: float, warmup: int) -> None:
         if not halflife_frames > 0:
             raise ValueError(f"halflife_frames must be positive, got {halflife_frames}")
-        self.rate = 1.0 - 0.5 ** (1.0 / float(halflife_frames))
+        self.rate = ema_rate(float(halflife_frames), 1.0)
         self.warmup = int(warmup)
         self.reset()
 
