@@ -130,7 +130,7 @@ def calibrate(
     mcfg = dataclasses.replace(mcfg or MagnifierConfig(), magnification=magnification)
     measure = measure_respiration_clip if mcfg.mode == "respiration" else measure_clip
     c = float((meta.get("calibration") or {}).get("gamma_per_gain", DEFAULT_GAMMA_PER_GAIN))
-    seen: list[tuple[float, float]] = []  # (constant, median gain) of rounds with gain > 1
+    last = None  # (constant, median gain) of the latest round with gain > 1
     for r in range(rounds):
         meta = {**meta, "calibration": {"gamma_per_gain": c, **step_rule(mcfg)}}
         gains = [measure(s, mcfg, net, meta)["gain"] for s in clips]
@@ -147,11 +147,10 @@ def calibrate(
             continue
         # gain - 1 ~ k c^b: b from the last two measured rounds (1 at first)
         b = 1.0
-        if seen:
-            c0, g0 = seen[-1]
-            if c0 != c:
-                b = float(np.clip(np.log((g - 1.0) / (g0 - 1.0)) / np.log(c / c0), 0.3, 3.0))
-        seen.append((c, g))
+        if last is not None and last[0] != c:
+            c0, g0 = last
+            b = float(np.clip(np.log((g - 1.0) / (g0 - 1.0)) / np.log(c / c0), 0.3, 3.0))
+        last = (c, g)
         c *= ((magnification - 1.0) / (g - 1.0)) ** (1.0 / b)
     log(
         f"calibration: no round came within {tol:.0%} of {magnification:g} in {rounds};"
