@@ -144,3 +144,27 @@ def test_fine_tune_refuses_weights_of_the_other_mode(tmp_path):
 def test_train_config_rejects_bad_settings(kw, match):
     with pytest.raises(UserError, match=match):
         TrainConfig.for_mode("pulse", **kw)
+
+
+@pytest.mark.parametrize(
+    "mode, field", [("pulse", "pulse_amplitude"), ("respiration", "breathing_amplitude")]
+)
+def test_train_command_passes_init_amplitude_and_curriculum(monkeypatch, mode, field):
+    """`rtmag train --init W --amplitude LO HI --curriculum-epochs K` reaches the run's
+    config: the amplitude to the mode's own field, the other left at its default."""
+    import rtmag.train
+    from rtmag.cli import main
+
+    seen = {}
+    monkeypatch.setattr(rtmag.train, "train", lambda cfg: seen.setdefault("cfg", cfg))
+    argv = ["train", "--mode", mode, "--init", "w.pt", "--amplitude", "0.5", "2"]
+    assert main(argv + ["--curriculum-epochs", "0"]) == 0
+    cfg = seen["cfg"]
+    assert cfg.init == "w.pt" and cfg.curriculum_epochs == 0
+    assert getattr(cfg, field) == (0.5, 2.0)
+    other = "breathing_amplitude" if field == "pulse_amplitude" else "pulse_amplitude"
+    assert getattr(cfg, other) == getattr(TrainConfig(), other)
+    seen.clear()
+    assert main(["train", "--mode", mode]) == 0  # defaults when the flags are left out
+    assert seen["cfg"].init is None
+    assert getattr(seen["cfg"], field) == getattr(TrainConfig.for_mode(mode), field)
